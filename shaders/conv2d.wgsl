@@ -1,7 +1,7 @@
 // 2-D convolution (cross-correlation, as in every deep-learning framework), NCHW layout, square
 // stride and symmetric zero padding:
-//   y[n, co, oy, ox] = bias[co]
-//       + sum_{ci, ky, kx} x[n, ci, oy*stride + ky - pad, ox*stride + kx - pad] * weight[co, ci, ky, kx]
+//   y[n, co, oy, ox] = bias[co] + sum_{ci, ky, kx} weight[co, ci, ky, kx]
+//                                   * x[n, ci, oy*stride + ky - pad, ox*stride + kx - pad]
 // with out-of-range input positions reading as zero. Host side: src/ops/conv2d.rs; CPU twin:
 // src/cpu/conv2d.rs.
 

@@ -29,8 +29,17 @@ pub fn error_stats(got: &[f32], want: &[f32]) -> ErrorStats {
             (max_abs, worst) = (e, i);
         }
     }
-    let max_rel = if scale > 0.0 { max_abs / scale } else { max_abs };
-    ErrorStats { max_abs, max_rel, scale, worst }
+    let max_rel = if scale > 0.0 {
+        max_abs / scale
+    } else {
+        max_abs
+    };
+    ErrorStats {
+        max_abs,
+        max_rel,
+        scale,
+        worst,
+    }
 }
 
 /// An acceptance bound `abs + rel * scale`, with the reason it is what it is.
@@ -43,15 +52,25 @@ pub struct Tolerance {
 
 impl Tolerance {
     /// Bit-identical: ops that copy or select values and never round (max pooling, ReLU).
-    pub const EXACT: Self = Self { abs: 0.0, rel: 0.0, why: "no arithmetic that rounds" };
+    pub const EXACT: Self = Self {
+        abs: 0.0,
+        rel: 0.0,
+        why: "no arithmetic that rounds",
+    };
     /// Short f32 sums (tens of terms) or single transcendental calls against f64: a few ulps
     /// of the scale.
-    pub const TIGHT: Self =
-        Self { abs: 1e-6, rel: 2e-6, why: "short f32 sums against an f64 reference" };
+    pub const TIGHT: Self = Self {
+        abs: 1e-6,
+        rel: 2e-6,
+        why: "short f32 sums against an f64 reference",
+    };
     /// Long f32 sums (hundreds to tens of thousands of terms) against f64: rounding grows
     /// with the number of terms, about sqrt(terms) ulps in practice, bounded here with room.
-    pub const REDUCTION: Self =
-        Self { abs: 1e-5, rel: 2e-5, why: "long f32 sums in a different order from f64" };
+    pub const REDUCTION: Self = Self {
+        abs: 1e-5,
+        rel: 2e-5,
+        why: "long f32 sums in a different order from f64",
+    };
     /// Results that go through a normalization (batch norm's 1/sqrt(var + eps), softmax):
     /// errors in the statistics are amplified by 1/std.
     pub const NORMALIZED: Self = Self {
@@ -74,8 +93,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tolerance) {
     }
     let lo = stats.worst.saturating_sub(3);
     let hi = (stats.worst + 4).min(got.len());
-    let rows: Vec<String> =
-        (lo..hi).map(|i| format!("  [{i}] gpu {:>14.8e}  ref {:>14.8e}", got[i], want[i])).collect();
+    let rows: Vec<String> = (lo..hi)
+        .map(|i| format!("  [{i}] gpu {:>14.8e}  ref {:>14.8e}", got[i], want[i]))
+        .collect();
     panic!(
         "{what}: max abs error {:.3e} at [{}] exceeds {:.1e} + {:.1e} * scale {:.3e} ({})\n{}",
         stats.max_abs,

@@ -76,11 +76,17 @@ impl Runner<'_> {
 /// Runs the demo net on `ctx` with a batch of `n` seeded images.
 pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut r = Runner { ctx, rows: vec![], timing: TimingSource::WallClock };
+    let mut r = Runner {
+        ctx,
+        rows: vec![],
+        timing: TimingSource::WallClock,
+    };
     let classes = 7;
     let x_shape = [n, 1, 48, 48];
     let x_host = random_vec(&mut rng, x_shape.iter().product());
-    let labels_host: Vec<u32> = (0..n).map(|_| rng.random_range(0..classes as u32)).collect();
+    let labels_host: Vec<u32> = (0..n)
+        .map(|_| rng.random_range(0..classes as u32))
+        .collect();
     let x = GpuTensor::from_f32(ctx, "input", &x_shape, &x_host)?;
     let labels = GpuTensor::from_u32(ctx, "labels", &[n], &labels_host)?;
 
@@ -98,7 +104,10 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
         running_mean: &run_mean,
         running_var: &run_var,
     };
-    let stats = batchnorm::BatchStats { mean: &mean, var: &var };
+    let stats = batchnorm::BatchStats {
+        mean: &mean,
+        var: &var,
+    };
     let k = batchnorm::forward_train(ctx, &bn_p, "bn0", &x, &state, &stats, &bn_y)?;
     r.check("batchnorm forward (train)", &k, &bn_y, || {
         let (m, v) = cpu::batchnorm::batchnorm_stats(&bn_p, &x_host)?;
@@ -107,7 +116,10 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
 
     // conv1 + ReLU + max pool.
     let c1_p = conv2d::Conv2dParams::new(x_shape, 8, [3, 3], 1, 1)?;
-    let c1_w_host: Vec<f32> = random_vec(&mut rng, 8 * 9).iter().map(|v| v * 0.47).collect();
+    let c1_w_host: Vec<f32> = random_vec(&mut rng, 8 * 9)
+        .iter()
+        .map(|v| v * 0.47)
+        .collect();
     let c1_b_host = random_vec(&mut rng, 8);
     let c1_w = GpuTensor::from_f32(ctx, "conv1.weight", &c1_p.weight_shape(), &c1_w_host)?;
     let c1_b = GpuTensor::from_f32(ctx, "conv1.bias", &[8], &c1_b_host)?;
@@ -124,8 +136,10 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
         cpu::activation::relu_forward(&relu_p, &c1_y_host)
     })?;
     let mp_p = pool::PoolParams::new(c1_p.y_shape(), [2, 2], 3, 0, false)?;
-    let (p1, p1_arg) = (r.zeros("pool1.y", &mp_p.y_shape())?,
-        GpuTensor::zeros(ctx, "pool1.argmax", &mp_p.y_shape(), DType::U32)?);
+    let (p1, p1_arg) = (
+        r.zeros("pool1.y", &mp_p.y_shape())?,
+        GpuTensor::zeros(ctx, "pool1.argmax", &mp_p.y_shape(), DType::U32)?,
+    );
     let k = pool::max_forward(ctx, &mp_p, "pool1", &a1, &p1, &p1_arg)?;
     let p1_host = r.check("maxpool forward", &[k], &p1, || {
         Ok(cpu::pool::maxpool_forward(&mp_p, &a1_host)?.0)
@@ -133,7 +147,10 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
 
     // conv2 + leaky ReLU + average pool (ceil mode) + global average pool.
     let c2_p = conv2d::Conv2dParams::new(mp_p.y_shape(), 16, [3, 3], 1, 0)?;
-    let c2_w_host: Vec<f32> = random_vec(&mut rng, 16 * 8 * 9).iter().map(|v| v * 0.17).collect();
+    let c2_w_host: Vec<f32> = random_vec(&mut rng, 16 * 8 * 9)
+        .iter()
+        .map(|v| v * 0.17)
+        .collect();
     let c2_b_host = random_vec(&mut rng, 16);
     let c2_w = GpuTensor::from_f32(ctx, "conv2.weight", &c2_p.weight_shape(), &c2_w_host)?;
     let c2_b = GpuTensor::from_f32(ctx, "conv2.bias", &[16], &c2_b_host)?;
@@ -169,7 +186,10 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
         cpu::activation::dropout_forward(&drop_p, &g_host)
     })?;
     let fc_p = dense::DenseParams::new(n, 16, classes)?;
-    let fc_w_host: Vec<f32> = random_vec(&mut rng, classes * 16).iter().map(|v| v * 0.6).collect();
+    let fc_w_host: Vec<f32> = random_vec(&mut rng, classes * 16)
+        .iter()
+        .map(|v| v * 0.6)
+        .collect();
     let fc_b_host = random_vec(&mut rng, classes);
     let fc_w = GpuTensor::from_f32(ctx, "fc.weight", &fc_p.weight_shape(), &fc_w_host)?;
     let fc_b = GpuTensor::from_f32(ctx, "fc.bias", &[classes], &fc_b_host)?;
@@ -180,14 +200,27 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
     })?;
     let loss_p = loss::LossParams::new(n, classes, 0.1)?;
     let class_weight = GpuTensor::from_f32(ctx, "class_weight", &[classes], &vec![1.0; classes])?;
-    let (prob, sample_loss, loss_t) = (r.zeros("loss.prob", &[n, classes])?,
-        r.zeros("loss.sample", &[n])?, r.zeros("loss.value", &[2])?);
-    let inputs = loss::LossInputs { logits: &logits, labels: &labels, class_weight: &class_weight };
-    let outputs = loss::LossOutputs { prob: &prob, sample_loss: &sample_loss, loss: &loss_t };
+    let (prob, sample_loss, loss_t) = (
+        r.zeros("loss.prob", &[n, classes])?,
+        r.zeros("loss.sample", &[n])?,
+        r.zeros("loss.value", &[2])?,
+    );
+    let inputs = loss::LossInputs {
+        logits: &logits,
+        labels: &labels,
+        class_weight: &class_weight,
+    };
+    let outputs = loss::LossOutputs {
+        prob: &prob,
+        sample_loss: &sample_loss,
+        loss: &loss_t,
+    };
     let k = loss::forward(ctx, &loss_p, "loss", &inputs, &outputs)?;
     let ones = vec![1.0; classes];
     let cpu_loss = cpu::loss::softmax_xent_forward(&loss_p, &logits_host, &labels_host, &ones)?;
-    r.check("softmax xent forward", &k, &sample_loss, || Ok(cpu_loss.sample_loss.clone()))?;
+    r.check("softmax xent forward", &k, &sample_loss, || {
+        Ok(cpu_loss.sample_loss.clone())
+    })?;
     let loss_gpu = loss_t.read_f32(ctx)?[0];
 
     // Backward, in reverse.
@@ -196,9 +229,11 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
     let dlogits_host = r.check("softmax xent backward", &[k], &dlogits, || {
         cpu::loss::softmax_xent_backward_input(&loss_p, &logits_host, &labels_host, &ones)
     })?;
-    let (dd, dfc_w, dfc_b) =
-        (r.zeros("fc.dx", &g.shape)?, r.zeros("fc.dweight", &fc_p.weight_shape())?,
-         r.zeros("fc.dbias", &[classes])?);
+    let (dd, dfc_w, dfc_b) = (
+        r.zeros("fc.dx", &g.shape)?,
+        r.zeros("fc.dweight", &fc_p.weight_shape())?,
+        r.zeros("fc.dbias", &[classes])?,
+    );
     let k = dense::backward_input(ctx, &fc_p, "fc", &dlogits, &fc_w, &dd)?;
     let dd_host = r.check("dense backward input", &[k], &dd, || {
         cpu::dense::dense_backward_input(&fc_p, &dlogits_host, &fc_w_host)
@@ -231,8 +266,11 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
     let dc2_host = r.check("leaky relu backward", &[k], &dc2, || {
         cpu::activation::relu_backward_input(&leaky_p, &da2_host, &c2_y_host)
     })?;
-    let (dp1, dc2_w, dc2_b) = (r.zeros("conv2.dx", &mp_p.y_shape())?,
-        r.zeros("conv2.dweight", &c2_p.weight_shape())?, r.zeros("conv2.dbias", &[16])?);
+    let (dp1, dc2_w, dc2_b) = (
+        r.zeros("conv2.dx", &mp_p.y_shape())?,
+        r.zeros("conv2.dweight", &c2_p.weight_shape())?,
+        r.zeros("conv2.dbias", &[16])?,
+    );
     let k = conv2d::backward_input(ctx, &c2_p, "conv2", &dc2, &c2_w, &dp1)?;
     let dp1_host = r.check("conv2d backward input", &[k], &dp1, || {
         cpu::conv2d::conv2d_backward_input(&c2_p, &dc2_host, &c2_w_host)
@@ -256,7 +294,10 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
     let dc1_host = r.check("relu backward", &[k], &dc1, || {
         cpu::activation::relu_backward_input(&relu_p, &da1_host, &c1_y_host)
     })?;
-    let (dbn, dc1_w) = (r.zeros("conv1.dx", &x_shape)?, r.zeros("conv1.dweight", &c1_p.weight_shape())?);
+    let (dbn, dc1_w) = (
+        r.zeros("conv1.dx", &x_shape)?,
+        r.zeros("conv1.dweight", &c1_p.weight_shape())?,
+    );
     let k = conv2d::backward_input(ctx, &c1_p, "conv1", &dc1, &c1_w, &dbn)?;
     let dbn_host = r.check("conv2d backward input", &[k], &dbn, || {
         cpu::conv2d::conv2d_backward_input(&c1_p, &dc1_host, &c1_w_host)
@@ -265,15 +306,29 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
     r.check("conv2d backward weight", &k, &dc1_w, || {
         cpu::conv2d::conv2d_backward_weight(&c1_p, &dc1_host, &bn_y_host)
     })?;
-    let (dx, dgamma, dbeta) = (r.zeros("bn0.dx", &x_shape)?, r.zeros("bn0.dgamma", &[1])?,
-        r.zeros("bn0.dbeta", &[1])?);
-    let grads = batchnorm::BatchNormGrads { dx: &dx, dgamma: &dgamma, dbeta: &dbeta };
+    let (dx, dgamma, dbeta) = (
+        r.zeros("bn0.dx", &x_shape)?,
+        r.zeros("bn0.dgamma", &[1])?,
+        r.zeros("bn0.dbeta", &[1])?,
+    );
+    let grads = batchnorm::BatchNormGrads {
+        dx: &dx,
+        dgamma: &dgamma,
+        dbeta: &dbeta,
+    };
     let k = batchnorm::backward(ctx, &bn_p, "bn0", &dbn, &x, &gamma, &stats, &grads)?;
     let mean_host = mean.read_f32(ctx)?;
     let var_host = var.read_f32(ctx)?;
     r.check("batchnorm backward input", &k, &dx, || {
-        Ok(cpu::batchnorm::batchnorm_backward(&bn_p, &dbn_host, &x_host, &[1.5], &mean_host,
-            &var_host)?.0)
+        Ok(cpu::batchnorm::batchnorm_backward(
+            &bn_p,
+            &dbn_host,
+            &x_host,
+            &[1.5],
+            &mean_host,
+            &var_host,
+        )?
+        .0)
     })?;
 
     Ok(DemoReport {

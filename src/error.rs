@@ -21,16 +21,27 @@ pub enum Error {
     NoAdapter { request: String, hint: String },
 
     /// A value of an environment variable or option that cannot be understood.
-    #[error("{name}={value:?} is not valid: {expected}")]
-    BadSetting { name: &'static str, value: String, expected: String },
+    #[error("{name} {value:?} is not valid: expected {expected}")]
+    BadSetting {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
 
     /// The adapter refused the device request.
     #[error("the adapter {adapter:?} refused to create a device: {source}")]
-    RequestDevice { adapter: String, source: wgpu::RequestDeviceError },
+    RequestDevice {
+        adapter: String,
+        source: wgpu::RequestDeviceError,
+    },
 
     /// wgpu rejected a shader module or pipeline (a WGSL error the naga test should catch).
     #[error("shader {file}, entry point {entry}: {msg}")]
-    Shader { file: &'static str, entry: String, msg: String },
+    Shader {
+        file: &'static str,
+        entry: String,
+        msg: String,
+    },
 
     /// wgpu reported a validation, out-of-memory or internal error for recorded work.
     #[error("GPU error while {during}: {msg}")]
@@ -50,5 +61,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Builds an [`Error::Shape`] for `op`.
 pub(crate) fn shape_err(op: &'static str, msg: impl Into<String>) -> Error {
-    Error::Shape { op, msg: msg.into() }
+    Error::Shape {
+        op,
+        msg: msg.into(),
+    }
 }

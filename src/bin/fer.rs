@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use fer_wgpu::gpu::{AdapterRequest, GpuContext};
 
 #[derive(Parser)]
-#[command(name = "fer", version, about = "Facial-expression CNNs in WGSL compute shaders")]
+#[command(
+    name = "fer",
+    version,
+    about = "Facial-expression CNNs in WGSL compute shaders"
+)]
 struct Cli {
     /// Backends to probe: primary (Vulkan, Metal, DX12), vulkan, metal, dx12, gl, all.
     /// Overrides FER_BACKEND.
@@ -38,7 +42,7 @@ enum Command {
 fn request(cli: &Cli) -> fer_wgpu::Result<AdapterRequest> {
     let mut request = AdapterRequest::from_env()?;
     if let Some(b) = &cli.backend {
-        request.backends = fer_wgpu::gpu::parse_backends(b)?;
+        request.backends = fer_wgpu::gpu::parse_backends("--backend", b)?;
     }
     if let Some(a) = &cli.adapter {
         request.choice = fer_wgpu::gpu::parse_choice(a);
@@ -49,12 +53,18 @@ fn request(cli: &Cli) -> fer_wgpu::Result<AdapterRequest> {
 fn devices(request: &AdapterRequest) {
     let adapters = fer_wgpu::gpu::list_adapters(request.backends);
     if adapters.is_empty() {
-        println!("No adapter found on backends {:?}.\n{}", request.backends,
-            fer_wgpu::gpu::INSTALL_HINT);
+        println!(
+            "No adapter found on backends {:?}.\n{}",
+            request.backends,
+            fer_wgpu::gpu::INSTALL_HINT
+        );
         return;
     }
     for (i, a) in adapters.iter().enumerate() {
-        println!("[{i}] {} ({:?}, {:?})", a.info.name, a.info.backend, a.info.device_type);
+        println!(
+            "[{i}] {} ({:?}, {:?})",
+            a.info.name, a.info.backend, a.info.device_type
+        );
         println!("    driver: {} {}", a.info.driver, a.info.driver_info);
         println!(
             "    max storage binding {} MiB, max buffer {} MiB, workgroup invocations {}, \
@@ -72,8 +82,10 @@ fn demo(request: &AdapterRequest, batch: usize, seed: u64) -> fer_wgpu::Result<(
     let ctx = GpuContext::new(request)?;
     let report = fer_wgpu::demo::run(&ctx, batch, seed)?;
     println!("adapter: {}   batch {batch}, seed {seed}", report.adapter);
-    println!("{:<28} {:<18} {:>10} {:>12} {:>12}", "op", "output shape", "gpu ms",
-        "max abs err", "max rel err");
+    println!(
+        "{:<28} {:<18} {:>10} {:>12} {:>12}",
+        "op", "output shape", "gpu ms", "max abs err", "max rel err"
+    );
     for row in &report.rows {
         println!(
             "{:<28} {:<18} {:>10.3} {:>12.2e} {:>12.2e}",
@@ -85,7 +97,10 @@ fn demo(request: &AdapterRequest, batch: usize, seed: u64) -> fer_wgpu::Result<(
         );
     }
     println!("times from {:?}", report.timing);
-    println!("loss: gpu {:.6}, cpu reference {:.6}", report.loss_gpu, report.loss_cpu);
+    println!(
+        "loss: gpu {:.6}, cpu reference {:.6}",
+        report.loss_gpu, report.loss_cpu
+    );
     Ok(())
 }
 

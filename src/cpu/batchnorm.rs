@@ -22,7 +22,9 @@ pub fn batchnorm_stats(p: &BatchNormParams, x: &[f32]) -> Result<(Vec<f32>, Vec<
         let mu = (0..count).map(|m| x[at(p, c, m)] as f64).sum::<f64>() / count as f64;
         // The shader subtracts the f32 mean, so the twin does too.
         let mu32 = mu as f32;
-        let v = (0..count).map(|m| ((x[at(p, c, m)] - mu32) as f64).powi(2)).sum::<f64>()
+        let v = (0..count)
+            .map(|m| ((x[at(p, c, m)] - mu32) as f64).powi(2))
+            .sum::<f64>()
             / count as f64;
         mean.push(mu32);
         var.push(v as f32);
@@ -40,7 +42,12 @@ pub fn batchnorm_forward(
     var: &[f32],
 ) -> Result<Vec<f32>> {
     check_len(OP, "x", x, p.x_shape().iter().product())?;
-    for (what, v) in [("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)] {
+    for (what, v) in [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("mean", mean),
+        ("var", var),
+    ] {
         check_len(OP, what, v, p.c as usize)?;
     }
     let plane = (p.h * p.w) as usize;
@@ -98,7 +105,9 @@ pub fn batchnorm_backward(
         let inv_std = 1.0 / (var[c] as f64 + p.eps as f64).sqrt();
         let xhat = |j: usize| (x[j] as f64 - mean[c] as f64) * inv_std;
         let db: f64 = (0..count).map(|m| dy[at(p, c, m)] as f64).sum();
-        let dg: f64 = (0..count).map(|m| dy[at(p, c, m)] as f64 * xhat(at(p, c, m))).sum();
+        let dg: f64 = (0..count)
+            .map(|m| dy[at(p, c, m)] as f64 * xhat(at(p, c, m)))
+            .sum();
         for mi in 0..count {
             let j = at(p, c, mi);
             dx[j] = (gamma[c] as f64 * inv_std / m * (m * dy[j] as f64 - db - xhat(j) * dg)) as f32;

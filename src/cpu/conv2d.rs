@@ -8,11 +8,18 @@ const OP: &str = "conv2d (cpu)";
 
 /// Input row `oy * stride + ky - pad`, or None when it falls in the zero padding.
 fn input_pos(o: usize, k: usize, p: &Conv2dParams, len: usize) -> Option<usize> {
-    (o * p.stride as usize + k).checked_sub(p.pad as usize).filter(|&i| i < len)
+    (o * p.stride as usize + k)
+        .checked_sub(p.pad as usize)
+        .filter(|&i| i < len)
 }
 
 /// `y = conv(x, weight) + bias`, `[n, c_out, oh, ow]`.
-pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], weight: &[f32], bias: &[f32]) -> Result<Vec<f32>> {
+pub fn conv2d_forward(
+    p: &Conv2dParams,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+) -> Result<Vec<f32>> {
     let [n_, c_in, h, w] = p.x_shape();
     let [_, c_out, oh, ow] = p.y_shape();
     let (kh, kw) = (p.kh as usize, p.kw as usize);
@@ -27,9 +34,13 @@ pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], weight: &[f32], bias: &[f32])
                     let mut acc = 0.0f64;
                     for ci in 0..c_in {
                         for ky in 0..kh {
-                            let Some(iy) = input_pos(oy, ky, p, h) else { continue };
+                            let Some(iy) = input_pos(oy, ky, p, h) else {
+                                continue;
+                            };
                             for kx in 0..kw {
-                                let Some(ix) = input_pos(ox, kx, p, w) else { continue };
+                                let Some(ix) = input_pos(ox, kx, p, w) else {
+                                    continue;
+                                };
                                 let xv = x[((n * c_in + ci) * h + iy) * w + ix] as f64;
                                 acc += xv * weight[((co * c_in + ci) * kh + ky) * kw + kx] as f64;
                             }
@@ -60,9 +71,13 @@ pub fn conv2d_backward_input(p: &Conv2dParams, dy: &[f32], weight: &[f32]) -> Re
                     let dyv = dy[((n * c_out + co) * oh + oy) * ow + ox] as f64;
                     for ci in 0..c_in {
                         for ky in 0..kh {
-                            let Some(iy) = input_pos(oy, ky, p, h) else { continue };
+                            let Some(iy) = input_pos(oy, ky, p, h) else {
+                                continue;
+                            };
                             for kx in 0..kw {
-                                let Some(ix) = input_pos(ox, kx, p, w) else { continue };
+                                let Some(ix) = input_pos(ox, kx, p, w) else {
+                                    continue;
+                                };
                                 dx[((n * c_in + ci) * h + iy) * w + ix] +=
                                     dyv * weight[((co * c_in + ci) * kh + ky) * kw + kx] as f64;
                             }
@@ -90,9 +105,13 @@ pub fn conv2d_backward_weight(p: &Conv2dParams, dy: &[f32], x: &[f32]) -> Result
                     let mut acc = 0.0f64;
                     for n in 0..n_ {
                         for oy in 0..oh {
-                            let Some(iy) = input_pos(oy, ky, p, h) else { continue };
+                            let Some(iy) = input_pos(oy, ky, p, h) else {
+                                continue;
+                            };
                             for ox in 0..ow {
-                                let Some(ix) = input_pos(ox, kx, p, w) else { continue };
+                                let Some(ix) = input_pos(ox, kx, p, w) else {
+                                    continue;
+                                };
                                 let dyv = dy[((n * c_out + co) * oh + oy) * ow + ox] as f64;
                                 acc += dyv * x[((n * c_in + ci) * h + iy) * w + ix] as f64;
                             }

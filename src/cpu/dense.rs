@@ -69,6 +69,7 @@ pub fn dense_backward_weight(p: &DenseParams, dy: &[f32], x: &[f32]) -> Result<V
 pub fn dense_backward_bias(p: &DenseParams, dy: &[f32]) -> Result<Vec<f32>> {
     let (n_, _, d_out) = sizes(p);
     check_len(OP, "dy", dy, n_ * d_out)?;
-    Ok((0..d_out).map(|o| (0..n_).map(|n| dy[n * d_out + o] as f64).sum::<f64>() as f32)
+    Ok((0..d_out)
+        .map(|o| (0..n_).map(|n| dy[n * d_out + o] as f64).sum::<f64>() as f32)
         .collect())
 }

@@ -25,10 +25,16 @@ fn check(p: &LossParams, logits: &[f32], labels: &[u32], class_weight: &[f32]) -
     check_len(OP, "logits", logits, (p.n * p.k) as usize)?;
     check_len(OP, "class_weight", class_weight, p.k as usize)?;
     if labels.len() != p.n as usize {
-        return Err(shape_err(OP, format!("{} labels for a batch of {}", labels.len(), p.n)));
+        return Err(shape_err(
+            OP,
+            format!("{} labels for a batch of {}", labels.len(), p.n),
+        ));
     }
     if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l >= p.k) {
-        return Err(shape_err(OP, format!("label {l} of sample {i} is not below {} classes", p.k)));
+        return Err(shape_err(
+            OP,
+            format!("label {l} of sample {i} is not below {} classes", p.k),
+        ));
     }
     Ok(())
 }
@@ -60,7 +66,12 @@ pub fn softmax_xent_forward(
         total += s * ce;
         weight_sum += s;
     }
-    Ok(LossForward { prob, sample_loss, loss: (total / weight_sum) as f32, weight_sum: weight_sum as f32 })
+    Ok(LossForward {
+        prob,
+        sample_loss,
+        loss: (total / weight_sum) as f32,
+        weight_sum: weight_sum as f32,
+    })
 }
 
 /// `dlogits[i, j] = s_i / sum s * (prob[i, j] - target[i, j])`, from the logits directly.

@@ -24,6 +24,9 @@ pub(crate) fn check_len(op: &'static str, what: &str, data: &[f32], expected: us
     if data.len() == expected {
         Ok(())
     } else {
-        Err(shape_err(op, format!("{what} holds {} values, expected {expected}", data.len())))
+        Err(shape_err(
+            op,
+            format!("{what} holds {} values, expected {expected}", data.len()),
+        ))
     }
 }

@@ -49,7 +49,10 @@ pub fn maxpool_backward_input(p: &PoolParams, dy: &[f32], argmax: &[u32]) -> Res
     let [_, _, oh, ow] = p.y_shape();
     check_len(OP, "dy", dy, n * c * oh * ow)?;
     if argmax.len() != dy.len() {
-        return Err(crate::error::shape_err(OP, "argmax and dy differ in length"));
+        return Err(crate::error::shape_err(
+            OP,
+            "argmax and dy differ in length",
+        ));
     }
     let mut dx = vec![0.0f64; n * c * h * w];
     for plane in 0..n * c {
@@ -95,7 +98,8 @@ pub fn avgpool_backward_input(p: &PoolParams, dy: &[f32]) -> Result<Vec<f32>> {
         for oy in 0..oh {
             for ox in 0..ow {
                 let (rows, cols) = (window(oy, p.kh, p, p.h), window(ox, p.kw, p, p.w));
-                let share = dy[(plane * oh + oy) * ow + ox] as f64 / (rows.len() * cols.len()) as f64;
+                let share =
+                    dy[(plane * oh + oy) * ow + ox] as f64 / (rows.len() * cols.len()) as f64;
                 for iy in rows {
                     for ix in cols.clone() {
                         dx[(plane * h + iy) * w + ix] += share;
@@ -112,7 +116,8 @@ pub fn global_avgpool_forward(p: &PoolParams, x: &[f32]) -> Result<Vec<f32>> {
     let [n, c, h, w] = p.x_shape();
     check_len(OP, "x", x, n * c * h * w)?;
     let plane = h * w;
-    Ok(x.chunks(plane).map(|v| (v.iter().map(|&e| e as f64).sum::<f64>() / plane as f64) as f32)
+    Ok(x.chunks(plane)
+        .map(|v| (v.iter().map(|&e| e as f64).sum::<f64>() / plane as f64) as f32)
         .collect())
 }
 
@@ -121,5 +126,8 @@ pub fn global_avgpool_backward_input(p: &PoolParams, dy: &[f32]) -> Result<Vec<f
     let [n, c, h, w] = p.x_shape();
     check_len(OP, "dy", dy, n * c)?;
     let plane = h * w;
-    Ok(dy.iter().flat_map(|&g| std::iter::repeat_n(g / plane as f32, plane)).collect())
+    Ok(dy
+        .iter()
+        .flat_map(|&g| std::iter::repeat_n(g / plane as f32, plane))
+        .collect())
 }

@@ -30,7 +30,10 @@ pub enum AdapterChoice {
 
 impl Default for AdapterRequest {
     fn default() -> Self {
-        Self { backends: wgpu::Backends::PRIMARY, choice: AdapterChoice::Best }
+        Self {
+            backends: wgpu::Backends::PRIMARY,
+            choice: AdapterChoice::Best,
+        }
     }
 }
 
@@ -40,7 +43,7 @@ impl AdapterRequest {
     pub fn from_env() -> Result<Self> {
         let mut request = Self::default();
         if let Ok(value) = std::env::var("FER_BACKEND") {
-            request.backends = parse_backends(&value)?;
+            request.backends = parse_backends("FER_BACKEND", &value)?;
         }
         if let Ok(value) = std::env::var("FER_ADAPTER") {
             request.choice = parse_choice(&value);
@@ -49,8 +52,9 @@ impl AdapterRequest {
     }
 }
 
-/// Parses a comma-separated backend list such as `vulkan` or `vulkan,gl`.
-pub fn parse_backends(value: &str) -> Result<wgpu::Backends> {
+/// Parses a comma-separated backend list such as `vulkan` or `vulkan,gl`; `setting` names
+/// where the value came from (`FER_BACKEND`, `--backend`) for the error message.
+pub fn parse_backends(setting: &'static str, value: &str) -> Result<wgpu::Backends> {
     let mut backends = wgpu::Backends::empty();
     for word in value.split(',').map(|w| w.trim().to_ascii_lowercase()) {
         backends |= match word.as_str() {
@@ -62,7 +66,7 @@ pub fn parse_backends(value: &str) -> Result<wgpu::Backends> {
             "all" => wgpu::Backends::PRIMARY | wgpu::Backends::GL,
             _ => {
                 return Err(Error::BadSetting {
-                    name: "FER_BACKEND",
+                    name: setting,
                     value: value.to_string(),
                     expected: "a comma-separated list of primary, vulkan, metal, dx12, gl, all"
                         .into(),
@@ -160,14 +164,19 @@ impl GpuContext {
     pub fn new(request: &AdapterRequest) -> Result<Self> {
         let instance = instance_for(request.backends);
         let adapters = ranked_adapters(&instance, request.backends);
-        let described = format!("backends {:?}, choice {:?}", request.backends, request.choice);
+        let described = format!(
+            "backends {:?}, choice {:?}",
+            request.backends, request.choice
+        );
         let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
         let adapter = match &request.choice {
             AdapterChoice::Best => adapters.into_iter().next(),
             AdapterChoice::Index(i) => adapters.into_iter().nth(*i),
             AdapterChoice::Name(fragment) => {
                 let fragment = fragment.to_lowercase();
-                adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&fragment))
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&fragment))
             }
         };
         let Some(adapter) = adapter else {
@@ -176,13 +185,19 @@ impl GpuContext {
             } else {
                 format!("Adapters found: {names:?}; FER_ADAPTER takes an index or part of a name.")
             };
-            return Err(Error::NoAdapter { request: described, hint });
+            return Err(Error::NoAdapter {
+                request: described,
+                hint,
+            });
         };
         let info = adapter.get_info();
         let limits = adapter.limits();
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features =
-            if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fer-wgpu device"),
             required_features,
@@ -191,13 +206,17 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|source| Error::RequestDevice { adapter: info.name.clone(), source })?;
+        .map_err(|source| Error::RequestDevice {
+            adapter: info.name.clone(),
+            source,
+        })?;
 
         let lost = Arc::new(Mutex::new(None));
         let lost_slot = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, msg| {
             log::error!("GPU device lost ({reason:?}): {msg}");
-            *lost_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{reason:?}: {msg}"));
+            *lost_slot.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(format!("{reason:?}: {msg}"));
         });
         // Errors outside our error scopes would otherwise panic inside wgpu's default handler.
         // Every recording path pushes a scope, so reaching this is a bug: log it loudly.
@@ -214,7 +233,15 @@ impl GpuContext {
             info.driver_info,
             limits.max_storage_buffer_binding_size >> 20
         );
-        Ok(Self { device, queue, info, limits, timestamps, pipelines: PipelineCache::default(), lost })
+        Ok(Self {
+            device,
+            queue,
+            info,
+            limits,
+            timestamps,
+            pipelines: PipelineCache::default(),
+            lost,
+        })
     }
 
     /// Fails with [`Error::DeviceLost`] once the device has been lost.
@@ -236,7 +263,10 @@ impl GpuContext {
         let errors = [validation.pop(), oom.pop(), internal.pop()];
         for pending in errors {
             if let Some(error) = pollster::block_on(pending) {
-                return Err(Error::Gpu { during: during.to_string(), msg: error.to_string() });
+                return Err(Error::Gpu {
+                    during: during.to_string(),
+                    msg: error.to_string(),
+                });
             }
         }
         Ok(value)
@@ -246,7 +276,10 @@ impl GpuContext {
     pub fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu { during: "waiting for the queue".into(), msg: e.to_string() })?;
+            .map_err(|e| Error::Gpu {
+                during: "waiting for the queue".into(),
+                msg: e.to_string(),
+            })?;
         self.check_alive()
     }
 
@@ -254,7 +287,9 @@ impl GpuContext {
     /// into y when x would pass the adapter's per-dimension limit. Must match `flat_id` in
     /// shaders/prelude.wgsl.
     pub fn grid_for(&self, elements: u32) -> [u32; 3] {
-        let groups = elements.div_ceil(crate::gpu::shaders::WORKGROUP_SIZE).max(1);
+        let groups = elements
+            .div_ceil(crate::gpu::shaders::WORKGROUP_SIZE)
+            .max(1);
         let max = self.limits.max_compute_workgroups_per_dimension.max(1);
         if groups <= max {
             [groups, 1, 1]

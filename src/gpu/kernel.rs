@@ -34,18 +34,23 @@ impl GpuContext {
         let label = format!("{}::{entry}", shader.file);
         let pipeline = self
             .scoped(&label, || {
-                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&label),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&label),
+                        layout: None,
+                        module: &module,
+                        entry_point: Some(entry),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
             })
             .map_err(|e| shader_error(shader, entry, e))?;
         let pipeline = Arc::new(pipeline);
-        self.pipelines.pipelines.lock().unwrap().insert(key, Arc::clone(&pipeline));
+        self.pipelines
+            .pipelines
+            .lock()
+            .unwrap()
+            .insert(key, Arc::clone(&pipeline));
         Ok(pipeline)
     }
 
@@ -56,14 +61,19 @@ impl GpuContext {
         let source = shader.source();
         let module = self
             .scoped(shader.file, || {
-                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.file),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                })
+                self.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.file),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    })
             })
             .map_err(|e| shader_error(shader, "(module)", e))?;
         let module = Arc::new(module);
-        self.pipelines.modules.lock().unwrap().insert(shader.file, Arc::clone(&module));
+        self.pipelines
+            .modules
+            .lock()
+            .unwrap()
+            .insert(shader.file, Arc::clone(&module));
         Ok(module)
     }
 
@@ -82,11 +92,12 @@ impl GpuContext {
         let pipeline = self.pipeline(shader, entry)?;
         let bind_group = self.scoped(&format!("binding {label}"), || {
             let uniform = (!params.is_empty()).then(|| {
-                self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(&format!("{label}.params")),
-                    contents: params,
-                    usage: wgpu::BufferUsages::UNIFORM,
-                })
+                self.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(&format!("{label}.params")),
+                        contents: params,
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    })
             });
             let mut entries: Vec<wgpu::BindGroupEntry> = bindings
                 .iter()
@@ -96,7 +107,10 @@ impl GpuContext {
                 })
                 .collect();
             if let Some(uniform) = &uniform {
-                entries.push(wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() });
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                });
             }
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
@@ -104,28 +118,36 @@ impl GpuContext {
                 entries: &entries,
             })
         })?;
-        Ok(Kernel { label: label.to_string(), pipeline, bind_group, workgroups: self.grid_for(elements) })
+        Ok(Kernel {
+            label: label.to_string(),
+            pipeline,
+            bind_group,
+            workgroups: self.grid_for(elements),
+        })
     }
 
     /// Records `kernels` in order into one compute pass of one command buffer and submits it.
     /// wgpu orders the dispatches (a kernel sees every earlier kernel's writes).
     pub fn submit(&self, kernels: &[&Kernel]) -> Result<()> {
         let label = kernels.first().map_or("empty", |k| k.label.as_str());
-        self.scoped(&format!("submitting {} kernels from {label}", kernels.len()), || {
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(label),
-                    timestamp_writes: None,
-                });
-                for kernel in kernels {
-                    kernel.record(&mut pass);
+        self.scoped(
+            &format!("submitting {} kernels from {label}", kernels.len()),
+            || {
+                let mut encoder = self
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(label),
+                        timestamp_writes: None,
+                    });
+                    for kernel in kernels {
+                        kernel.record(&mut pass);
+                    }
                 }
-            }
-            self.queue.submit([encoder.finish()]);
-        })
+                self.queue.submit([encoder.finish()]);
+            },
+        )
     }
 
     /// Runs `kernels` once and reports the GPU time of each. With timestamp queries each
@@ -134,7 +156,10 @@ impl GpuContext {
     /// submission overhead; [`Timings::source`] says which).
     pub fn submit_timed(&self, kernels: &[&Kernel]) -> Result<Timings> {
         if kernels.is_empty() {
-            return Ok(Timings { ms: vec![], source: TimingSource::WallClock });
+            return Ok(Timings {
+                ms: vec![],
+                source: TimingSource::WallClock,
+            });
         }
         if !self.timestamps {
             let mut ms = Vec::with_capacity(kernels.len());
@@ -144,12 +169,19 @@ impl GpuContext {
                 self.wait()?;
                 ms.push(start.elapsed().as_secs_f64() * 1e3);
             }
-            return Ok(Timings { ms, source: TimingSource::WallClock });
+            return Ok(Timings {
+                ms,
+                source: TimingSource::WallClock,
+            });
         }
         let count = 2 * kernels.len() as u32;
         let bytes = u64::from(count) * wgpu::QUERY_SIZE as u64;
-        let resolved = crate::gpu::GpuTensor::zeros(self, "timestamps", &[2 * count as usize],
-            crate::gpu::DType::U32)?;
+        let resolved = crate::gpu::GpuTensor::zeros(
+            self,
+            "timestamps",
+            &[2 * count as usize],
+            crate::gpu::DType::U32,
+        )?;
         self.scoped("recording timed kernels", || {
             let query_set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("timestamps"),
@@ -164,7 +196,9 @@ impl GpuContext {
             });
             let mut encoder = self
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("timed"),
+                });
             for (i, kernel) in kernels.iter().enumerate() {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(&kernel.label),
@@ -182,13 +216,18 @@ impl GpuContext {
         })?;
         let words = resolved.read_u32(self)?;
         let period_ns = f64::from(self.queue.get_timestamp_period());
-        let ticks: Vec<u64> =
-            words.chunks(2).map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32)).collect();
+        let ticks: Vec<u64> = words
+            .chunks(2)
+            .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))
+            .collect();
         let ms = ticks
             .chunks(2)
             .map(|t| t[1].saturating_sub(t[0]) as f64 * period_ns * 1e-6)
             .collect();
-        Ok(Timings { ms, source: TimingSource::GpuTimestamps })
+        Ok(Timings {
+            ms,
+            source: TimingSource::GpuTimestamps,
+        })
     }
 }
 
@@ -198,7 +237,11 @@ fn shader_error(shader: Shader, entry: &str, error: Error) -> Error {
         other => other.to_string(),
     };
     log::error!("shader {} entry {entry} rejected: {msg}", shader.file);
-    Error::Shader { file: shader.file, entry: entry.to_string(), msg }
+    Error::Shader {
+        file: shader.file,
+        entry: entry.to_string(),
+        msg,
+    }
 }
 
 /// One dispatch ready to record any number of times.

@@ -20,8 +20,10 @@ pub const WORKGROUP_SIZE: u32 = 64;
 macro_rules! shader {
     ($name:ident, $file:literal) => {
         #[doc = concat!("shaders/", $file)]
-        pub const $name: Shader =
-            Shader { file: $file, body: include_str!(concat!("../../shaders/", $file)) };
+        pub const $name: Shader = Shader {
+            file: $file,
+            body: include_str!(concat!("../../shaders/", $file)),
+        };
     };
 }
 

@@ -27,13 +27,21 @@ const ELEM_BYTES: u64 = 4;
 
 fn checked_size(ctx: &GpuContext, label: &str, shape: &[usize]) -> Result<u64> {
     let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let shape_err = |msg: String| Error::Shape { op: "tensor", msg: format!("{label}: {msg}") };
+    let shape_err = |msg: String| Error::Shape {
+        op: "tensor",
+        msg: format!("{label}: {msg}"),
+    };
     let numel = numel.ok_or_else(|| shape_err(format!("shape {shape:?} overflows")))?;
     if numel == 0 {
-        return Err(shape_err(format!("shape {shape:?} has a zero-sized dimension")));
+        return Err(shape_err(format!(
+            "shape {shape:?} has a zero-sized dimension"
+        )));
     }
     let bytes = numel as u64 * ELEM_BYTES;
-    let max = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+    let max = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
     // Shaders index with u32, so element counts stay below 2^32 whatever the adapter allows.
     if bytes > max || numel > u32::MAX as usize {
         return Err(shape_err(format!(
@@ -51,12 +59,26 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl GpuTensor {
     /// Uploads f32 data; `data.len()` must equal the product of `shape`.
     pub fn from_f32(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> Result<Self> {
-        Self::upload(ctx, label, shape, DType::F32, bytemuck::cast_slice(data), data.len())
+        Self::upload(
+            ctx,
+            label,
+            shape,
+            DType::F32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
     }
 
     /// Uploads u32 data (labels, indices).
     pub fn from_u32(ctx: &GpuContext, label: &str, shape: &[usize], data: &[u32]) -> Result<Self> {
-        Self::upload(ctx, label, shape, DType::U32, bytemuck::cast_slice(data), data.len())
+        Self::upload(
+            ctx,
+            label,
+            shape,
+            DType::U32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
     }
 
     fn upload(
@@ -75,13 +97,19 @@ impl GpuTensor {
             });
         }
         let buffer = ctx.scoped(&format!("uploading {label}"), || {
-            ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: USAGE,
-            })
+            ctx.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytes,
+                    usage: USAGE,
+                })
         })?;
-        Ok(Self { buffer, shape: shape.to_vec(), dtype, label: label.to_string() })
+        Ok(Self {
+            buffer,
+            shape: shape.to_vec(),
+            dtype,
+            label: label.to_string(),
+        })
     }
 
     /// A zero-filled tensor (wgpu zero-initializes new buffers).
@@ -95,7 +123,12 @@ impl GpuTensor {
                 mapped_at_creation: false,
             })
         })?;
-        Ok(Self { buffer, shape: shape.to_vec(), dtype, label: label.to_string() })
+        Ok(Self {
+            buffer,
+            shape: shape.to_vec(),
+            dtype,
+            label: label.to_string(),
+        })
     }
 
     /// Number of elements.
@@ -108,12 +141,18 @@ impl GpuTensor {
         if data.len() != self.numel() || self.dtype != DType::F32 {
             return Err(Error::Shape {
                 op: "tensor",
-                msg: format!("{}: writing {} f32 into {:?} {:?}", self.label, data.len(),
-                    self.dtype, self.shape),
+                msg: format!(
+                    "{}: writing {} f32 into {:?} {:?}",
+                    self.label,
+                    data.len(),
+                    self.dtype,
+                    self.shape
+                ),
             });
         }
         ctx.scoped(&format!("writing {}", self.label), || {
-            ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data))
+            ctx.queue
+                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data))
         })
     }
 
@@ -153,25 +192,35 @@ impl GpuTensor {
             });
             let mut encoder = ctx
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&staging_label) });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(&staging_label),
+                });
             encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
             ctx.queue.submit([encoder.finish()]);
             staging
         })?;
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
-            // The receiver only goes away if this future was dropped; nothing to tell then.
-            let _ = sender.send(result);
-        });
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                // The receiver only goes away if this future was dropped; nothing to tell then.
+                let _ = sender.send(result);
+            });
         ctx.wait()?;
-        let readback_err = |msg: String| Error::Readback { label: self.label.clone(), msg };
+        let readback_err = |msg: String| Error::Readback {
+            label: self.label.clone(),
+            msg,
+        };
         match receiver.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(readback_err(e.to_string())),
             None => return Err(readback_err("the map callback never ran".into())),
         }
         let bytes = {
-            let view = staging.slice(..).get_mapped_range().map_err(|e| readback_err(e.to_string()))?;
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| readback_err(e.to_string()))?;
             view.to_vec()
         };
         staging.unmap();

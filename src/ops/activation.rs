@@ -24,9 +24,17 @@ impl ReluParams {
     pub fn new(numel: usize, slope: f32) -> Result<Self> {
         nonzero(OP_RELU, &[("numel", numel)])?;
         if !slope.is_finite() {
-            return Err(shape_err(OP_RELU, format!("slope must be finite, got {slope}")));
+            return Err(shape_err(
+                OP_RELU,
+                format!("slope must be finite, got {slope}"),
+            ));
         }
-        Ok(Self { numel: to_u32(OP_RELU, "numel", numel)?, slope, _pad0: 0, _pad1: 0 })
+        Ok(Self {
+            numel: to_u32(OP_RELU, "numel", numel)?,
+            slope,
+            _pad0: 0,
+            _pad1: 0,
+        })
     }
 }
 
@@ -46,17 +54,33 @@ impl DropoutParams {
     pub fn new(numel: usize, rate: f32, seed: u32) -> Result<Self> {
         nonzero(OP_DROPOUT, &[("numel", numel)])?;
         if !(0.0..1.0).contains(&rate) {
-            return Err(shape_err(OP_DROPOUT, format!("rate must be in [0, 1), got {rate}")));
+            return Err(shape_err(
+                OP_DROPOUT,
+                format!("rate must be in [0, 1), got {rate}"),
+            ));
         }
         let numel = to_u32(OP_DROPOUT, "numel", numel)?;
-        Ok(Self { numel, keep: 1.0 - rate, seed, _pad0: 0 })
+        Ok(Self {
+            numel,
+            keep: 1.0 - rate,
+            seed,
+            _pad0: 0,
+        })
     }
 }
 
 fn expect_flat(op: &'static str, what: &str, t: &GpuTensor, numel: u32) -> Result<()> {
     if t.numel() != numel as usize {
-        return Err(shape_err(op, format!("{what} ({}) has shape {:?} ({} elements), expected \
-            {numel} elements", t.label, t.shape, t.numel())));
+        return Err(shape_err(
+            op,
+            format!(
+                "{what} ({}) has shape {:?} ({} elements), expected \
+            {numel} elements",
+                t.label,
+                t.shape,
+                t.numel()
+            ),
+        ));
     }
     expect(op, what, t, &t.shape.clone(), DType::F32)
 }
@@ -71,8 +95,14 @@ pub fn relu_forward(
 ) -> Result<Kernel> {
     expect_flat(OP_RELU, "x", x, p.numel)?;
     expect_flat(OP_RELU, "y", y, p.numel)?;
-    ctx.kernel(shaders::ACTIVATION, "relu_forward", &format!("{name}.forward"),
-        bytemuck::bytes_of(p), &[(1, &x.buffer), (2, &y.buffer)], p.numel)
+    ctx.kernel(
+        shaders::ACTIVATION,
+        "relu_forward",
+        &format!("{name}.forward"),
+        bytemuck::bytes_of(p),
+        &[(1, &x.buffer), (2, &y.buffer)],
+        p.numel,
+    )
 }
 
 /// `dx` from `dy` and the forward input `x`.
@@ -87,8 +117,14 @@ pub fn relu_backward_input(
     expect_flat(OP_RELU, "dy", dy, p.numel)?;
     expect_flat(OP_RELU, "x", x, p.numel)?;
     expect_flat(OP_RELU, "dx", dx, p.numel)?;
-    ctx.kernel(shaders::ACTIVATION, "relu_backward_input", &format!("{name}.backward_input"),
-        bytemuck::bytes_of(p), &[(1, &x.buffer), (3, &dy.buffer), (4, &dx.buffer)], p.numel)
+    ctx.kernel(
+        shaders::ACTIVATION,
+        "relu_backward_input",
+        &format!("{name}.backward_input"),
+        bytemuck::bytes_of(p),
+        &[(1, &x.buffer), (3, &dy.buffer), (4, &dx.buffer)],
+        p.numel,
+    )
 }
 
 /// `y = dropout(x)` with the mask of `p.seed`.
@@ -101,8 +137,14 @@ pub fn dropout_forward(
 ) -> Result<Kernel> {
     expect_flat(OP_DROPOUT, "x", x, p.numel)?;
     expect_flat(OP_DROPOUT, "y", y, p.numel)?;
-    ctx.kernel(shaders::ACTIVATION, "dropout_forward", &format!("{name}.forward"),
-        bytemuck::bytes_of(p), &[(1, &x.buffer), (2, &y.buffer)], p.numel)
+    ctx.kernel(
+        shaders::ACTIVATION,
+        "dropout_forward",
+        &format!("{name}.forward"),
+        bytemuck::bytes_of(p),
+        &[(1, &x.buffer), (2, &y.buffer)],
+        p.numel,
+    )
 }
 
 /// `dx` from `dy` through the same mask (same params as the forward pass).
@@ -115,6 +157,12 @@ pub fn dropout_backward_input(
 ) -> Result<Kernel> {
     expect_flat(OP_DROPOUT, "dy", dy, p.numel)?;
     expect_flat(OP_DROPOUT, "dx", dx, p.numel)?;
-    ctx.kernel(shaders::ACTIVATION, "dropout_backward_input", &format!("{name}.backward_input"),
-        bytemuck::bytes_of(p), &[(3, &dy.buffer), (4, &dx.buffer)], p.numel)
+    ctx.kernel(
+        shaders::ACTIVATION,
+        "dropout_backward_input",
+        &format!("{name}.backward_input"),
+        bytemuck::bytes_of(p),
+        &[(3, &dy.buffer), (4, &dx.buffer)],
+        p.numel,
+    )
 }

@@ -29,10 +29,16 @@ impl BatchNormParams {
     pub fn new([n, c, h, w]: [usize; 4], eps: f32, momentum: f32) -> Result<Self> {
         nonzero(OP, &[("n", n), ("c", c), ("h", h), ("w", w)])?;
         if !(eps > 0.0 && eps.is_finite()) {
-            return Err(shape_err(OP, format!("eps must be a positive number, got {eps}")));
+            return Err(shape_err(
+                OP,
+                format!("eps must be a positive number, got {eps}"),
+            ));
         }
         if !(0.0..=1.0).contains(&momentum) {
-            return Err(shape_err(OP, format!("momentum must be in [0, 1], got {momentum}")));
+            return Err(shape_err(
+                OP,
+                format!("momentum must be in [0, 1], got {momentum}"),
+            ));
         }
         to_u32(OP, "x elements", n * c * h * w)?;
         Ok(Self {
@@ -104,24 +110,67 @@ pub fn forward_train(
     check_state(p, state)?;
     check_stats(p, stats)?;
     let params = bytemuck::bytes_of(p);
-    let partial = reduce::scratch(ctx, &format!("{name}.stats.partial"),
-        (p.c * p.parts) as usize)?;
+    let partial = reduce::scratch(
+        ctx,
+        &format!("{name}.stats.partial"),
+        (p.c * p.parts) as usize,
+    )?;
     let rows = (p.c, p.parts);
     let inv_m = 1.0 / p.count() as f32;
     let label = |s: &str| format!("{name}.{s}");
     let bn = shaders::BATCHNORM;
     let (c_count, numel) = (p.c, x.numel() as u32);
     Ok(vec![
-        ctx.kernel(bn, "batchnorm_sum_partial", &label("sum"), params,
-            &[(1, &x.buffer), (7, &partial.buffer)], c_count * p.parts)?,
-        reduce::rows(ctx, &label("mean"), &partial.buffer, rows, inv_m, &stats.mean.buffer)?,
-        ctx.kernel(bn, "batchnorm_sqdev_partial", &label("sqdev"), params,
-            &[(1, &x.buffer), (5, &stats.mean.buffer), (7, &partial.buffer)], c_count * p.parts)?,
-        reduce::rows(ctx, &label("var"), &partial.buffer, rows, inv_m, &stats.var.buffer)?,
+        ctx.kernel(
+            bn,
+            "batchnorm_sum_partial",
+            &label("sum"),
+            params,
+            &[(1, &x.buffer), (7, &partial.buffer)],
+            c_count * p.parts,
+        )?,
+        reduce::rows(
+            ctx,
+            &label("mean"),
+            &partial.buffer,
+            rows,
+            inv_m,
+            &stats.mean.buffer,
+        )?,
+        ctx.kernel(
+            bn,
+            "batchnorm_sqdev_partial",
+            &label("sqdev"),
+            params,
+            &[
+                (1, &x.buffer),
+                (5, &stats.mean.buffer),
+                (7, &partial.buffer),
+            ],
+            c_count * p.parts,
+        )?,
+        reduce::rows(
+            ctx,
+            &label("var"),
+            &partial.buffer,
+            rows,
+            inv_m,
+            &stats.var.buffer,
+        )?,
         normalize(ctx, p, name, x, state, stats.mean, stats.var, y, numel)?,
-        ctx.kernel(bn, "batchnorm_update_running", &label("update_running"), params,
-            &[(5, &stats.mean.buffer), (6, &stats.var.buffer),
-              (9, &state.running_mean.buffer), (10, &state.running_var.buffer)], c_count)?,
+        ctx.kernel(
+            bn,
+            "batchnorm_update_running",
+            &label("update_running"),
+            params,
+            &[
+                (5, &stats.mean.buffer),
+                (6, &stats.var.buffer),
+                (9, &state.running_mean.buffer),
+                (10, &state.running_var.buffer),
+            ],
+            c_count,
+        )?,
     ])
 }
 
@@ -137,7 +186,17 @@ pub fn forward_infer(
     expect(OP, "x", x, &p.x_shape(), DType::F32)?;
     expect(OP, "y", y, &p.x_shape(), DType::F32)?;
     check_state(p, state)?;
-    normalize(ctx, p, name, x, state, state.running_mean, state.running_var, y, x.numel() as u32)
+    normalize(
+        ctx,
+        p,
+        name,
+        x,
+        state,
+        state.running_mean,
+        state.running_var,
+        y,
+        x.numel() as u32,
+    )
 }
 
 #[allow(clippy::too_many_arguments)] // one private helper binding the normalize entry point
@@ -152,10 +211,22 @@ fn normalize(
     y: &GpuTensor,
     numel: u32,
 ) -> Result<Kernel> {
-    let bindings = [(1, &x.buffer), (2, &y.buffer), (3, &state.gamma.buffer),
-        (4, &state.beta.buffer), (5, &mean.buffer), (6, &var.buffer)];
-    ctx.kernel(shaders::BATCHNORM, "batchnorm_forward", &format!("{name}.forward"),
-        bytemuck::bytes_of(p), &bindings, numel)
+    let bindings = [
+        (1, &x.buffer),
+        (2, &y.buffer),
+        (3, &state.gamma.buffer),
+        (4, &state.beta.buffer),
+        (5, &mean.buffer),
+        (6, &var.buffer),
+    ];
+    ctx.kernel(
+        shaders::BATCHNORM,
+        "batchnorm_forward",
+        &format!("{name}.forward"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        numel,
+    )
 }
 
 /// The gradients of a training-mode forward pass.
@@ -187,8 +258,11 @@ pub fn backward(
     expect(OP, "dgamma", grads.dgamma, &p.channel_shape(), DType::F32)?;
     expect(OP, "dbeta", grads.dbeta, &p.channel_shape(), DType::F32)?;
     if p.count() < 2 {
-        return Err(shape_err(OP, "training mode needs at least 2 positions per channel \
-            (n * h * w >= 2); a single value has no batch variance"));
+        return Err(shape_err(
+            OP,
+            "training mode needs at least 2 positions per channel \
+            (n * h * w >= 2); a single value has no batch variance",
+        ));
     }
     let params = bytemuck::bytes_of(p);
     let len = (p.c * p.parts) as usize;
@@ -197,18 +271,53 @@ pub fn backward(
     let rows = (p.c, p.parts);
     let bn = shaders::BATCHNORM;
     Ok(vec![
-        ctx.kernel(bn, "batchnorm_backward_partial", &format!("{name}.backward_partial"), params,
-            &[(1, &x.buffer), (5, &stats.mean.buffer), (6, &stats.var.buffer),
-              (7, &partial_dbeta.buffer), (8, &partial_dgamma.buffer), (11, &dy.buffer)],
-            p.c * p.parts)?,
-        reduce::rows(ctx, &format!("{name}.dbeta"), &partial_dbeta.buffer, rows, 1.0,
-            &grads.dbeta.buffer)?,
-        reduce::rows(ctx, &format!("{name}.dgamma"), &partial_dgamma.buffer, rows, 1.0,
-            &grads.dgamma.buffer)?,
-        ctx.kernel(bn, "batchnorm_backward_input", &format!("{name}.backward_input"), params,
-            &[(1, &x.buffer), (3, &gamma.buffer), (5, &stats.mean.buffer),
-              (6, &stats.var.buffer), (11, &dy.buffer), (12, &grads.dx.buffer),
-              (13, &grads.dgamma.buffer), (14, &grads.dbeta.buffer)],
-            dy.numel() as u32)?,
+        ctx.kernel(
+            bn,
+            "batchnorm_backward_partial",
+            &format!("{name}.backward_partial"),
+            params,
+            &[
+                (1, &x.buffer),
+                (5, &stats.mean.buffer),
+                (6, &stats.var.buffer),
+                (7, &partial_dbeta.buffer),
+                (8, &partial_dgamma.buffer),
+                (11, &dy.buffer),
+            ],
+            p.c * p.parts,
+        )?,
+        reduce::rows(
+            ctx,
+            &format!("{name}.dbeta"),
+            &partial_dbeta.buffer,
+            rows,
+            1.0,
+            &grads.dbeta.buffer,
+        )?,
+        reduce::rows(
+            ctx,
+            &format!("{name}.dgamma"),
+            &partial_dgamma.buffer,
+            rows,
+            1.0,
+            &grads.dgamma.buffer,
+        )?,
+        ctx.kernel(
+            bn,
+            "batchnorm_backward_input",
+            &format!("{name}.backward_input"),
+            params,
+            &[
+                (1, &x.buffer),
+                (3, &gamma.buffer),
+                (5, &stats.mean.buffer),
+                (6, &stats.var.buffer),
+                (11, &dy.buffer),
+                (12, &grads.dx.buffer),
+                (13, &grads.dgamma.buffer),
+                (14, &grads.dbeta.buffer),
+            ],
+            dy.numel() as u32,
+        )?,
     ])
 }

@@ -40,7 +40,16 @@ impl Conv2dParams {
         stride: usize,
         pad: usize,
     ) -> Result<Self> {
-        nonzero(OP, &[("n", n), ("c_in", c_in), ("h", h), ("w", w), ("c_out", c_out)])?;
+        nonzero(
+            OP,
+            &[
+                ("n", n),
+                ("c_in", c_in),
+                ("h", h),
+                ("w", w),
+                ("c_out", c_out),
+            ],
+        )?;
         nonzero(OP, &[("kh", kh), ("kw", kw), ("stride", stride)])?;
         if kh > h + 2 * pad || kw > w + 2 * pad {
             return Err(shape_err(
@@ -99,8 +108,7 @@ impl Conv2dParams {
     }
     /// Multiply-adds of the forward pass (each backward pass does as many).
     pub fn macs(&self) -> u64 {
-        self.y_shape().iter().product::<usize>() as u64
-            * u64::from(self.c_in * self.kh * self.kw)
+        self.y_shape().iter().product::<usize>() as u64 * u64::from(self.c_in * self.kh * self.kw)
     }
 }
 
@@ -118,9 +126,20 @@ pub fn forward(
     expect(OP, "weight", weight, &p.weight_shape(), DType::F32)?;
     expect(OP, "bias", bias, &p.bias_shape(), DType::F32)?;
     expect(OP, "y", y, &p.y_shape(), DType::F32)?;
-    let bindings = [(1, &x.buffer), (2, &weight.buffer), (3, &bias.buffer), (4, &y.buffer)];
-    ctx.kernel(shaders::CONV2D, "conv2d_forward", &format!("{name}.forward"),
-        bytemuck::bytes_of(p), &bindings, y.numel() as u32)
+    let bindings = [
+        (1, &x.buffer),
+        (2, &weight.buffer),
+        (3, &bias.buffer),
+        (4, &y.buffer),
+    ];
+    ctx.kernel(
+        shaders::CONV2D,
+        "conv2d_forward",
+        &format!("{name}.forward"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        y.numel() as u32,
+    )
 }
 
 /// `dx` from `dy` and the weights.
@@ -136,8 +155,14 @@ pub fn backward_input(
     expect(OP, "weight", weight, &p.weight_shape(), DType::F32)?;
     expect(OP, "dx", dx, &p.x_shape(), DType::F32)?;
     let bindings = [(2, &weight.buffer), (5, &dy.buffer), (6, &dx.buffer)];
-    ctx.kernel(shaders::CONV2D, "conv2d_backward_input", &format!("{name}.backward_input"),
-        bytemuck::bytes_of(p), &bindings, dx.numel() as u32)
+    ctx.kernel(
+        shaders::CONV2D,
+        "conv2d_backward_input",
+        &format!("{name}.backward_input"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        dx.numel() as u32,
+    )
 }
 
 /// `dweight` from `dy` and `x`: per-chunk partials, then ordered row sums (two kernels).
@@ -153,14 +178,28 @@ pub fn backward_weight(
     expect(OP, "x", x, &p.x_shape(), DType::F32)?;
     expect(OP, "dweight", dweight, &p.weight_shape(), DType::F32)?;
     let rows = dweight.numel();
-    let partial = reduce::scratch(ctx, &format!("{name}.dweight.partial"),
-        rows * p.parts as usize)?;
+    let partial = reduce::scratch(
+        ctx,
+        &format!("{name}.dweight.partial"),
+        rows * p.parts as usize,
+    )?;
     let bindings = [(1, &x.buffer), (5, &dy.buffer), (7, &partial.buffer)];
-    let partials = ctx.kernel(shaders::CONV2D, "conv2d_backward_weight_partial",
-        &format!("{name}.backward_weight"), bytemuck::bytes_of(p), &bindings,
-        partial.numel() as u32)?;
-    let sum = reduce::rows(ctx, &format!("{name}.backward_weight.reduce"), &partial.buffer,
-        (rows as u32, p.parts), 1.0, &dweight.buffer)?;
+    let partials = ctx.kernel(
+        shaders::CONV2D,
+        "conv2d_backward_weight_partial",
+        &format!("{name}.backward_weight"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        partial.numel() as u32,
+    )?;
+    let sum = reduce::rows(
+        ctx,
+        &format!("{name}.backward_weight.reduce"),
+        &partial.buffer,
+        (rows as u32, p.parts),
+        1.0,
+        &dweight.buffer,
+    )?;
     Ok(vec![partials, sum])
 }
 
@@ -174,13 +213,27 @@ pub fn backward_bias(
 ) -> Result<Vec<Kernel>> {
     expect(OP, "dy", dy, &p.y_shape(), DType::F32)?;
     expect(OP, "dbias", dbias, &p.bias_shape(), DType::F32)?;
-    let partial = reduce::scratch(ctx, &format!("{name}.dbias.partial"),
-        p.c_out as usize * p.parts as usize)?;
+    let partial = reduce::scratch(
+        ctx,
+        &format!("{name}.dbias.partial"),
+        p.c_out as usize * p.parts as usize,
+    )?;
     let bindings = [(5, &dy.buffer), (7, &partial.buffer)];
-    let partials = ctx.kernel(shaders::CONV2D, "conv2d_backward_bias_partial",
-        &format!("{name}.backward_bias"), bytemuck::bytes_of(p), &bindings,
-        partial.numel() as u32)?;
-    let sum = reduce::rows(ctx, &format!("{name}.backward_bias.reduce"), &partial.buffer,
-        (p.c_out, p.parts), 1.0, &dbias.buffer)?;
+    let partials = ctx.kernel(
+        shaders::CONV2D,
+        "conv2d_backward_bias_partial",
+        &format!("{name}.backward_bias"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        partial.numel() as u32,
+    )?;
+    let sum = reduce::rows(
+        ctx,
+        &format!("{name}.backward_bias.reduce"),
+        &partial.buffer,
+        (p.c_out, p.parts),
+        1.0,
+        &dbias.buffer,
+    )?;
     Ok(vec![partials, sum])
 }

@@ -25,7 +25,12 @@ impl DenseParams {
         to_u32(OP, "x elements", n * d_in)?;
         to_u32(OP, "weight elements", d_out * d_in)?;
         to_u32(OP, "y elements", n * d_out)?;
-        Ok(Self { n: n as u32, d_in: d_in as u32, d_out: d_out as u32, _pad0: 0 })
+        Ok(Self {
+            n: n as u32,
+            d_in: d_in as u32,
+            d_out: d_out as u32,
+            _pad0: 0,
+        })
     }
     /// `[d_out, d_in]`
     pub fn weight_shape(&self) -> [usize; 2] {
@@ -46,8 +51,14 @@ impl DenseParams {
 fn expect_rows(what: &str, t: &GpuTensor, n: u32, d: u32) -> Result<()> {
     let rows_ok = t.shape.first() == Some(&(n as usize));
     if !rows_ok || t.numel() != (n * d) as usize {
-        return Err(shape_err(OP, format!("{what} ({}) has shape {:?}, expected [{n}, {d}] or \
-            [{n}, ...] with {d} features per row", t.label, t.shape)));
+        return Err(shape_err(
+            OP,
+            format!(
+                "{what} ({}) has shape {:?}, expected [{n}, {d}] or \
+            [{n}, ...] with {d} features per row",
+                t.label, t.shape
+            ),
+        ));
     }
     expect(OP, what, t, &t.shape.clone(), DType::F32)
 }
@@ -66,9 +77,20 @@ pub fn forward(
     expect(OP, "weight", weight, &p.weight_shape(), DType::F32)?;
     expect(OP, "bias", bias, &p.bias_shape(), DType::F32)?;
     expect(OP, "y", y, &p.y_shape(), DType::F32)?;
-    let bindings = [(1, &x.buffer), (2, &weight.buffer), (3, &bias.buffer), (4, &y.buffer)];
-    ctx.kernel(shaders::DENSE, "dense_forward", &format!("{name}.forward"),
-        bytemuck::bytes_of(p), &bindings, p.n * p.d_out)
+    let bindings = [
+        (1, &x.buffer),
+        (2, &weight.buffer),
+        (3, &bias.buffer),
+        (4, &y.buffer),
+    ];
+    ctx.kernel(
+        shaders::DENSE,
+        "dense_forward",
+        &format!("{name}.forward"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        p.n * p.d_out,
+    )
 }
 
 /// `dx = dy . weight`.
@@ -84,8 +106,14 @@ pub fn backward_input(
     expect(OP, "weight", weight, &p.weight_shape(), DType::F32)?;
     expect_rows("dx", dx, p.n, p.d_in)?;
     let bindings = [(2, &weight.buffer), (5, &dy.buffer), (6, &dx.buffer)];
-    ctx.kernel(shaders::DENSE, "dense_backward_input", &format!("{name}.backward_input"),
-        bytemuck::bytes_of(p), &bindings, p.n * p.d_in)
+    ctx.kernel(
+        shaders::DENSE,
+        "dense_backward_input",
+        &format!("{name}.backward_input"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        p.n * p.d_in,
+    )
 }
 
 /// `dweight = dy^T . x`.
@@ -101,8 +129,14 @@ pub fn backward_weight(
     expect_rows("x", x, p.n, p.d_in)?;
     expect(OP, "dweight", dweight, &p.weight_shape(), DType::F32)?;
     let bindings = [(1, &x.buffer), (5, &dy.buffer), (7, &dweight.buffer)];
-    ctx.kernel(shaders::DENSE, "dense_backward_weight", &format!("{name}.backward_weight"),
-        bytemuck::bytes_of(p), &bindings, p.d_out * p.d_in)
+    ctx.kernel(
+        shaders::DENSE,
+        "dense_backward_weight",
+        &format!("{name}.backward_weight"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        p.d_out * p.d_in,
+    )
 }
 
 /// `dbias = sum over the batch of dy`.
@@ -115,6 +149,12 @@ pub fn backward_bias(
 ) -> Result<Kernel> {
     expect(OP, "dy", dy, &p.y_shape(), DType::F32)?;
     expect(OP, "dbias", dbias, &p.bias_shape(), DType::F32)?;
-    ctx.kernel(shaders::DENSE, "dense_backward_bias", &format!("{name}.backward_bias"),
-        bytemuck::bytes_of(p), &[(5, &dy.buffer), (8, &dbias.buffer)], p.d_out)
+    ctx.kernel(
+        shaders::DENSE,
+        "dense_backward_bias",
+        &format!("{name}.backward_bias"),
+        bytemuck::bytes_of(p),
+        &[(5, &dy.buffer), (8, &dbias.buffer)],
+        p.d_out,
+    )
 }

@@ -23,10 +23,18 @@ impl LossParams {
     pub fn new(n: usize, k: usize, smoothing: f32) -> Result<Self> {
         nonzero(OP, &[("n", n), ("k", k)])?;
         if !(0.0..1.0).contains(&smoothing) {
-            return Err(shape_err(OP, format!("smoothing must be in [0, 1), got {smoothing}")));
+            return Err(shape_err(
+                OP,
+                format!("smoothing must be in [0, 1), got {smoothing}"),
+            ));
         }
         to_u32(OP, "logits elements", n * k)?;
-        Ok(Self { n: n as u32, k: k as u32, smoothing, _pad0: 0 })
+        Ok(Self {
+            n: n as u32,
+            k: k as u32,
+            smoothing,
+            _pad0: 0,
+        })
     }
     /// `[n, k]`
     pub fn logits_shape(&self) -> [usize; 2] {
@@ -53,12 +61,24 @@ pub struct LossOutputs<'a> {
 fn check_inputs(p: &LossParams, i: &LossInputs) -> Result<()> {
     expect(OP, "logits", i.logits, &p.logits_shape(), DType::F32)?;
     expect(OP, "labels", i.labels, &[p.n as usize], DType::U32)?;
-    expect(OP, "class_weight", i.class_weight, &[p.k as usize], DType::F32)
+    expect(
+        OP,
+        "class_weight",
+        i.class_weight,
+        &[p.k as usize],
+        DType::F32,
+    )
 }
 
 fn check_outputs(p: &LossParams, o: &LossOutputs) -> Result<()> {
     expect(OP, "prob", o.prob, &p.logits_shape(), DType::F32)?;
-    expect(OP, "sample_loss", o.sample_loss, &[p.n as usize], DType::F32)?;
+    expect(
+        OP,
+        "sample_loss",
+        o.sample_loss,
+        &[p.n as usize],
+        DType::F32,
+    )?;
     expect(OP, "loss", o.loss, &[2], DType::F32)
 }
 
@@ -74,15 +94,33 @@ pub fn forward(
     check_outputs(p, outputs)?;
     let params = bytemuck::bytes_of(p);
     Ok(vec![
-        ctx.kernel(shaders::LOSS, "softmax_xent_forward", &format!("{name}.forward"), params,
-            &[(1, &inputs.logits.buffer), (2, &inputs.labels.buffer),
-              (3, &inputs.class_weight.buffer), (4, &outputs.prob.buffer),
-              (5, &outputs.sample_loss.buffer)],
-            p.n)?,
-        ctx.kernel(shaders::LOSS, "softmax_xent_reduce", &format!("{name}.reduce"), params,
-            &[(2, &inputs.labels.buffer), (3, &inputs.class_weight.buffer),
-              (5, &outputs.sample_loss.buffer), (6, &outputs.loss.buffer)],
-            1)?,
+        ctx.kernel(
+            shaders::LOSS,
+            "softmax_xent_forward",
+            &format!("{name}.forward"),
+            params,
+            &[
+                (1, &inputs.logits.buffer),
+                (2, &inputs.labels.buffer),
+                (3, &inputs.class_weight.buffer),
+                (4, &outputs.prob.buffer),
+                (5, &outputs.sample_loss.buffer),
+            ],
+            p.n,
+        )?,
+        ctx.kernel(
+            shaders::LOSS,
+            "softmax_xent_reduce",
+            &format!("{name}.reduce"),
+            params,
+            &[
+                (2, &inputs.labels.buffer),
+                (3, &inputs.class_weight.buffer),
+                (5, &outputs.sample_loss.buffer),
+                (6, &outputs.loss.buffer),
+            ],
+            1,
+        )?,
     ])
 }
 
@@ -98,9 +136,18 @@ pub fn backward_input(
     check_inputs(p, inputs)?;
     check_outputs(p, outputs)?;
     expect(OP, "dlogits", dlogits, &p.logits_shape(), DType::F32)?;
-    ctx.kernel(shaders::LOSS, "softmax_xent_backward_input", &format!("{name}.backward_input"),
+    ctx.kernel(
+        shaders::LOSS,
+        "softmax_xent_backward_input",
+        &format!("{name}.backward_input"),
         bytemuck::bytes_of(p),
-        &[(2, &inputs.labels.buffer), (3, &inputs.class_weight.buffer),
-          (7, &outputs.loss.buffer), (8, &outputs.prob.buffer), (9, &dlogits.buffer)],
-        p.n * p.k)
+        &[
+            (2, &inputs.labels.buffer),
+            (3, &inputs.class_weight.buffer),
+            (7, &outputs.loss.buffer),
+            (8, &outputs.prob.buffer),
+            (9, &dlogits.buffer),
+        ],
+        p.n * p.k,
+    )
 }

@@ -37,12 +37,20 @@ pub(crate) fn expect(
     if t.shape != shape {
         return Err(shape_err(
             op,
-            format!("{what} ({}) has shape {:?}, expected {shape:?}", t.label, t.shape),
+            format!(
+                "{what} ({}) has shape {:?}, expected {shape:?}",
+                t.label, t.shape
+            ),
         ));
     }
     if t.dtype != dtype {
-        return Err(shape_err(op, format!("{what} ({}) holds {:?}, expected {dtype:?}", t.label,
-            t.dtype)));
+        return Err(shape_err(
+            op,
+            format!(
+                "{what} ({}) holds {:?}, expected {dtype:?}",
+                t.label, t.dtype
+            ),
+        ));
     }
     Ok(())
 }
@@ -50,7 +58,10 @@ pub(crate) fn expect(
 /// Fails unless every size is at least 1.
 pub(crate) fn nonzero(op: &'static str, sizes: &[(&str, usize)]) -> Result<()> {
     match sizes.iter().find(|(_, v)| *v == 0) {
-        Some((name, _)) => Err(shape_err(op, format!("{name} is 0; every size must be >= 1"))),
+        Some((name, _)) => Err(shape_err(
+            op,
+            format!("{name} is 0; every size must be >= 1"),
+        )),
         None => Ok(()),
     }
 }

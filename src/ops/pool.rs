@@ -42,7 +42,10 @@ impl PoolParams {
         nonzero(OP, &[("n", n), ("c", c), ("h", h), ("w", w)])?;
         nonzero(OP, &[("kh", kh), ("kw", kw), ("stride", stride)])?;
         if 2 * pad > kh || 2 * pad > kw {
-            return Err(shape_err(OP, format!("pad {pad} is more than half the {kh}x{kw} window")));
+            return Err(shape_err(
+                OP,
+                format!("pad {pad} is more than half the {kh}x{kw} window"),
+            ));
         }
         if kh > h + 2 * pad || kw > w + 2 * pad {
             return Err(shape_err(
@@ -70,7 +73,13 @@ impl PoolParams {
         };
         let (oh, ow) = (out(h, kh), out(w, kw));
         to_u32(OP, "x elements", n * c * h * w)?;
-        Ok(Self::from_sizes([n, c, h, w], [kh, kw], stride, pad, [oh, ow]))
+        Ok(Self::from_sizes(
+            [n, c, h, w],
+            [kh, kw],
+            stride,
+            pad,
+            [oh, ow],
+        ))
     }
 
     /// Global average pooling: one window covering each whole `h x w` plane.
@@ -127,7 +136,14 @@ fn kernel(
     bindings: &[(u32, &wgpu::Buffer)],
     elements: usize,
 ) -> Result<Kernel> {
-    ctx.kernel(shaders::POOL, entry, &label, bytemuck::bytes_of(p), bindings, elements as u32)
+    ctx.kernel(
+        shaders::POOL,
+        entry,
+        &label,
+        bytemuck::bytes_of(p),
+        bindings,
+        elements as u32,
+    )
 }
 
 /// `y` = window maxima of `x`, `argmax` = their positions (`iy * w + ix` in the plane).
@@ -143,7 +159,14 @@ pub fn max_forward(
     expect(OP, "y", y, &p.y_shape(), DType::F32)?;
     expect(OP, "argmax", argmax, &p.y_shape(), DType::U32)?;
     let bindings = [(1, &x.buffer), (2, &y.buffer), (3, &argmax.buffer)];
-    kernel(ctx, p, "maxpool_forward", format!("{name}.forward"), &bindings, y.numel())
+    kernel(
+        ctx,
+        p,
+        "maxpool_forward",
+        format!("{name}.forward"),
+        &bindings,
+        y.numel(),
+    )
 }
 
 /// `dx`: each `dy` routed to its window's argmax.
@@ -159,8 +182,14 @@ pub fn max_backward_input(
     expect(OP, "argmax", argmax, &p.y_shape(), DType::U32)?;
     expect(OP, "dx", dx, &p.x_shape(), DType::F32)?;
     let bindings = [(4, &dy.buffer), (5, &dx.buffer), (6, &argmax.buffer)];
-    kernel(ctx, p, "maxpool_backward_input", format!("{name}.backward_input"), &bindings,
-        dx.numel())
+    kernel(
+        ctx,
+        p,
+        "maxpool_backward_input",
+        format!("{name}.backward_input"),
+        &bindings,
+        dx.numel(),
+    )
 }
 
 /// `y` = window means of `x` over in-bounds positions.
@@ -174,7 +203,14 @@ pub fn avg_forward(
     expect(OP, "x", x, &p.x_shape(), DType::F32)?;
     expect(OP, "y", y, &p.y_shape(), DType::F32)?;
     let bindings = [(1, &x.buffer), (2, &y.buffer)];
-    kernel(ctx, p, "avgpool_forward", format!("{name}.forward"), &bindings, y.numel())
+    kernel(
+        ctx,
+        p,
+        "avgpool_forward",
+        format!("{name}.forward"),
+        &bindings,
+        y.numel(),
+    )
 }
 
 /// `dx`: each `dy` spread evenly over its window's in-bounds positions.
@@ -188,8 +224,14 @@ pub fn avg_backward_input(
     expect(OP, "dy", dy, &p.y_shape(), DType::F32)?;
     expect(OP, "dx", dx, &p.x_shape(), DType::F32)?;
     let bindings = [(4, &dy.buffer), (5, &dx.buffer)];
-    kernel(ctx, p, "avgpool_backward_input", format!("{name}.backward_input"), &bindings,
-        dx.numel())
+    kernel(
+        ctx,
+        p,
+        "avgpool_backward_input",
+        format!("{name}.backward_input"),
+        &bindings,
+        dx.numel(),
+    )
 }
 
 /// `y[n, c]` = mean of each plane; `p` from [`PoolParams::global`].
@@ -203,7 +245,14 @@ pub fn global_avg_forward(
     expect(OP, "x", x, &p.x_shape(), DType::F32)?;
     expect(OP, "y", y, &p.global_y_shape(), DType::F32)?;
     let bindings = [(1, &x.buffer), (2, &y.buffer)];
-    kernel(ctx, p, "global_avgpool_forward", format!("{name}.forward"), &bindings, y.numel())
+    kernel(
+        ctx,
+        p,
+        "global_avgpool_forward",
+        format!("{name}.forward"),
+        &bindings,
+        y.numel(),
+    )
 }
 
 /// `dx[n, c, :, :] = dy[n, c] / (h * w)`.
@@ -217,6 +266,12 @@ pub fn global_avg_backward_input(
     expect(OP, "dy", dy, &p.global_y_shape(), DType::F32)?;
     expect(OP, "dx", dx, &p.x_shape(), DType::F32)?;
     let bindings = [(4, &dy.buffer), (5, &dx.buffer)];
-    kernel(ctx, p, "global_avgpool_backward_input", format!("{name}.backward_input"),
-        &bindings, dx.numel())
+    kernel(
+        ctx,
+        p,
+        "global_avgpool_backward_input",
+        format!("{name}.backward_input"),
+        &bindings,
+        dx.numel(),
+    )
 }

@@ -25,9 +25,20 @@ pub(crate) fn rows(
     scale: f32,
     out: &wgpu::Buffer,
 ) -> Result<Kernel> {
-    let p = ReduceParams { rows, cols, scale, _pad: 0 };
-    ctx.kernel(shaders::REDUCE, "reduce_rows", label, bytemuck::bytes_of(&p),
-        &[(1, partial), (2, out)], rows)
+    let p = ReduceParams {
+        rows,
+        cols,
+        scale,
+        _pad: 0,
+    };
+    ctx.kernel(
+        shaders::REDUCE,
+        "reduce_rows",
+        label,
+        bytemuck::bytes_of(&p),
+        &[(1, partial), (2, out)],
+        rows,
+    )
 }
 
 /// A zero-filled scratch buffer for `len` partial sums, labelled after its op.
