@@ -51,6 +51,10 @@ pub enum Error {
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
 
+    /// A checkpoint that cannot be read or written, or does not fit the model.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint { path: String, msg: String },
+
     /// Mapping a buffer for reading back failed.
     #[error("reading back {label} failed: {msg}")]
     Readback { label: String, msg: String },

@@ -25,9 +25,13 @@
 
 pub mod check;
 pub mod cpu;
+pub mod data;
 pub mod demo;
 pub mod error;
 pub mod gpu;
+pub mod model;
 pub mod ops;
+pub mod seed;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -928,3 +928,105 @@ fn gpu_validation_errors_become_errors_not_panics() {
     let y = upload(ctx, "y", &[2], &[1.0, 2.0]);
     assert_eq!(y.read_f32(ctx).unwrap(), [1.0, 2.0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// optimizers and clipping
+
+#[test]
+fn optimizer_updates_match_cpu_reference() {
+    use fer_wgpu::ops::optim::{self, Optimizer, ParamSlot};
+    let ctx = gpu();
+    let rules = [
+        Optimizer::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+        Optimizer::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-2,
+        },
+        Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+        },
+        Optimizer::AdamW {
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-6,
+            weight_decay: 0.1,
+        },
+        Optimizer::RmsProp {
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 1e-3,
+        },
+    ];
+    for (case, rule) in rules.iter().enumerate() {
+        let numel = 1000;
+        let mut r = rng(1100 + case as u64);
+        let mut w_h = rand_vec(&mut r, numel);
+        let (mut s1_h, mut s2_h) = (vec![0.0; numel], vec![0.0; numel]);
+        let w = upload(ctx, "w", &[numel], &w_h);
+        let grad = zeros(ctx, "g", &[numel]);
+        let (s1, s2) = (zeros(ctx, "s1", &[numel]), zeros(ctx, "s2", &[numel]));
+        let clip = zeros(ctx, "clip", &[2]);
+        let partial = zeros(ctx, "partial", &[optim::sumsq_parts(numel)]);
+        let hyper = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("hyper"),
+            size: 16,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let slot = ParamSlot {
+            weight: &w,
+            grad: &grad,
+            state1: &s1,
+            state2: &s2,
+        };
+        let mut kernels = optim::clip_by_global_norm(ctx, &[&grad], 5.0, &partial, &clip).unwrap();
+        kernels.push(optim::update(ctx, rule, "w", &slot, &hyper, &clip).unwrap());
+        for t in 1..=3u64 {
+            // Large gradients on step 2, so that clipping engages on one step only.
+            let scale = if t == 2 { 10.0 } else { 0.1 };
+            let g_h: Vec<f32> = rand_vec(&mut r, numel).iter().map(|v| v * scale).collect();
+            grad.write_f32(ctx, &g_h).unwrap();
+            let hy = rule.hyper(0.01, t);
+            ctx.queue.write_buffer(&hyper, 0, bytemuck::bytes_of(&hy));
+            run(ctx, &kernels);
+            let (clip_ref, norm_ref) = fer_wgpu::cpu::optim::clip_scale(&[&g_h], 5.0);
+            let c = clip.read_f32(ctx).unwrap();
+            // A 1000-term sum of squares and a square root.
+            compare(
+                &format!("{rule:?} step {t} clip"),
+                &c,
+                &[clip_ref, norm_ref],
+                Tolerance::REDUCTION,
+            );
+            assert_eq!(
+                t == 2,
+                clip_ref < 1.0,
+                "clipping engages exactly on the large step"
+            );
+            // Use the GPU's clip factor so the update comparison checks the update alone.
+            fer_wgpu::cpu::optim::update(rule, &hy, c[0], &mut w_h, &g_h, &mut s1_h, &mut s2_h);
+            // The same f32 operations in the same order; sqrt and division may differ by an
+            // ulp between the shader compiler and Rust.
+            compare(
+                &format!("{rule:?} step {t} weight"),
+                &w.read_f32(ctx).unwrap(),
+                &w_h,
+                Tolerance::TIGHT,
+            );
+            compare(
+                &format!("{rule:?} step {t} state1"),
+                &s1.read_f32(ctx).unwrap(),
+                &s1_h,
+                Tolerance::TIGHT,
+            );
+        }
+    }
+}

@@ -63,8 +63,9 @@ fn every_shader_validates_and_translates_to_spirv_msl_and_hlsl() {
     }
 }
 
-/// Every entry point follows the naming scheme `<op>_forward`, `<op>_backward_*`, or is a
-/// documented helper pass (`*_partial`, `reduce_rows`, `*_reduce`, `*_update_running`).
+/// Every entry point follows the naming scheme `<op>_forward`, `<op>_backward_*`, or is one
+/// of the documented helper passes: partial sums, reductions, optimizer updates, clipping,
+/// batch gathering and metrics.
 #[test]
 fn entry_points_follow_the_naming_scheme() {
     for shader in shaders::ALL {
@@ -75,8 +76,12 @@ fn entry_points_follow_the_naming_scheme() {
                 || n.contains("_backward_")
                 || n.ends_with("_partial")
                 || n.ends_with("_reduce")
+                || n.ends_with("_update")
                 || n == "reduce_rows"
-                || n == "batchnorm_update_running";
+                || n == "batchnorm_update_running"
+                || n == "clip_scale"
+                || n == "gather_batch"
+                || n == "metrics_accumulate";
             assert!(
                 ok,
                 "{}: entry point {n} does not follow the naming scheme",
@@ -159,4 +164,13 @@ fn params_structs_match_their_wgsl_layout() {
     check_params!(shaders::DENSE, "DenseParams", ops::dense::DenseParams);
     check_params!(shaders::LOSS, "LossParams", ops::loss::LossParams);
     check_params!(shaders::REDUCE, "ReduceParams", ops::reduce::ReduceParams);
+    check_params!(shaders::OPTIM, "OptimParams", ops::optim::OptimParams);
+    check_params!(shaders::OPTIM, "Hyper", ops::optim::Hyper);
+    check_params!(shaders::OPTIM, "SumSqParams", ops::optim::SumSqParams);
+    check_params!(shaders::BATCH, "GatherParams", ops::batch::GatherParams);
+    check_params!(
+        shaders::METRICS,
+        "MetricsParams",
+        ops::metrics::MetricsParams
+    );
 }

@@ -10,10 +10,13 @@
 //! in the op's layout, checks their lengths, and returns new vectors.
 
 pub mod activation;
+pub mod batch;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod dense;
 pub mod loss;
+pub mod metrics;
+pub mod optim;
 pub mod pool;
 pub mod rng;
 

@@ -96,7 +96,8 @@ impl GpuContext {
                     .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some(&format!("{label}.params")),
                         contents: params,
-                        usage: wgpu::BufferUsages::UNIFORM,
+                        // COPY_DST: values that change per step are rewritten in place.
+                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     })
             });
             let mut entries: Vec<wgpu::BindGroupEntry> = bindings
@@ -112,16 +113,19 @@ impl GpuContext {
                     resource: uniform.as_entire_binding(),
                 });
             }
-            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
-            })
+            });
+            (bind_group, uniform)
         })?;
+        let (bind_group, params) = bind_group;
         Ok(Kernel {
             label: label.to_string(),
             pipeline,
             bind_group,
+            params,
             workgroups: self.grid_for(elements),
         })
     }
@@ -250,10 +254,28 @@ pub struct Kernel {
     pub label: String,
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
+    params: Option<wgpu::Buffer>,
     pub workgroups: [u32; 3],
 }
 
 impl Kernel {
+    /// Rewrites the kernel's uniform parameters (same size as at creation) through the queue,
+    /// for values that change between submissions (a dropout seed, a batch offset). The write
+    /// lands before the next submission, after the ones already made.
+    pub fn write_params(&self, ctx: &GpuContext, params: &[u8]) {
+        let buffer = self
+            .params
+            .as_ref()
+            .expect("write_params on a kernel without params");
+        debug_assert_eq!(
+            buffer.size(),
+            params.len() as u64,
+            "{}: params size",
+            self.label
+        );
+        ctx.queue.write_buffer(buffer, 0, params);
+    }
+
     /// Records the dispatch into `pass`, inside a debug group named after the kernel.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.push_debug_group(&self.label);

@@ -28,15 +28,20 @@ macro_rules! shader {
 }
 
 shader!(ACTIVATION, "activation.wgsl");
+shader!(BATCH, "batch.wgsl");
 shader!(BATCHNORM, "batchnorm.wgsl");
 shader!(CONV2D, "conv2d.wgsl");
 shader!(DENSE, "dense.wgsl");
 shader!(LOSS, "loss.wgsl");
+shader!(METRICS, "metrics.wgsl");
+shader!(OPTIM, "optim.wgsl");
 shader!(POOL, "pool.wgsl");
 shader!(REDUCE, "reduce.wgsl");
 
 /// Every op file, for the validation test and for warming the pipeline cache.
-pub const ALL: &[Shader] = &[ACTIVATION, BATCHNORM, CONV2D, DENSE, LOSS, POOL, REDUCE];
+pub const ALL: &[Shader] = &[
+    ACTIVATION, BATCH, BATCHNORM, CONV2D, DENSE, LOSS, METRICS, OPTIM, POOL, REDUCE,
+];
 
 impl Shader {
     /// The full WGSL text handed to the compiler: prelude, then the op file.

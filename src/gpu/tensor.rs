@@ -136,6 +136,43 @@ impl GpuTensor {
         self.shape.iter().product()
     }
 
+    /// Another view of the same buffer with a shape of the same element count (a flatten);
+    /// writes through either are seen by both.
+    pub fn reshaped(&self, shape: &[usize], label: &str) -> Result<Self> {
+        if shape.iter().product::<usize>() != self.numel() {
+            return Err(Error::Shape {
+                op: "tensor",
+                msg: format!("cannot view {} {:?} as {shape:?}", self.label, self.shape),
+            });
+        }
+        Ok(Self {
+            buffer: self.buffer.clone(),
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+            label: label.to_string(),
+        })
+    }
+
+    /// Overwrites the contents with u32 `data` (same length), through the queue.
+    pub fn write_u32(&self, ctx: &GpuContext, data: &[u32]) -> Result<()> {
+        if data.len() != self.numel() || self.dtype != DType::U32 {
+            return Err(Error::Shape {
+                op: "tensor",
+                msg: format!(
+                    "{}: writing {} u32 into {:?} {:?}",
+                    self.label,
+                    data.len(),
+                    self.dtype,
+                    self.shape
+                ),
+            });
+        }
+        ctx.scoped(&format!("writing {}", self.label), || {
+            ctx.queue
+                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data))
+        })
+    }
+
     /// Overwrites the contents with `data` (same length), through the queue.
     pub fn write_f32(&self, ctx: &GpuContext, data: &[f32]) -> Result<()> {
         if data.len() != self.numel() || self.dtype != DType::F32 {

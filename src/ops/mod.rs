@@ -11,10 +11,13 @@
 //! inputs, then outputs, as the shader's contract comment lists them.
 
 pub mod activation;
+pub mod batch;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod dense;
 pub mod loss;
+pub mod metrics;
+pub mod optim;
 pub mod pool;
 pub mod reduce;
 

@@ -25,3 +25,24 @@ pub fn rng(seed: u64) -> ChaCha8Rng {
 pub fn rand_vec(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
+
+/// A small seeded classification set that a tiny CNN can learn: class c is a bright 3x3 blob
+/// at a class-specific place on a noisy `size` x `size` image.
+pub fn blobs(classes: usize, per_class: usize, size: usize, seed: u64) -> fer_wgpu::data::Dataset {
+    let mut r = rng(seed);
+    let mut images = vec![];
+    let mut labels = vec![];
+    for i in 0..classes * per_class {
+        let c = i % classes;
+        let (cy, cx) = (1 + (c * 5) % (size - 3), 1 + (c * 3 + c / 2) % (size - 3));
+        for y in 0..size {
+            for x in 0..size {
+                let blob = y.abs_diff(cy + 1) <= 1 && x.abs_diff(cx + 1) <= 1;
+                images.push(if blob { 1.5 } else { 0.0 } + 0.3 * r.random_range(-1.0f32..1.0));
+            }
+        }
+        labels.push(c as u32);
+    }
+    let names = (0..classes).map(|c| format!("class{c}")).collect();
+    fer_wgpu::data::Dataset::new(images, labels, [1, size, size], names).unwrap()
+}

@@ -1,0 +1,92 @@
+//! Data sets in memory: normalized images with labels, ready to go to the GPU.
+
+use crate::error::{shape_err, Result};
+
+/// Images `[len, c, h, w]` (already preprocessed) with labels and class names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    /// `[c, h, w]` of each image.
+    pub shape: [usize; 3],
+    pub class_names: Vec<String>,
+}
+
+impl Dataset {
+    /// Checks that images and labels agree and every label names a class.
+    pub fn new(
+        images: Vec<f32>,
+        labels: Vec<u32>,
+        shape: [usize; 3],
+        class_names: Vec<String>,
+    ) -> Result<Self> {
+        let sample: usize = shape.iter().product();
+        if sample == 0 || images.len() != labels.len() * sample {
+            return Err(shape_err(
+                "dataset",
+                format!(
+                    "{} values for {} labels of shape {shape:?}",
+                    images.len(),
+                    labels.len()
+                ),
+            ));
+        }
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= class_names.len())
+        {
+            return Err(shape_err(
+                "dataset",
+                format!(
+                    "label {l} of image {i} is outside the {} \
+                classes {:?}",
+                    class_names.len(),
+                    class_names
+                ),
+            ));
+        }
+        Ok(Self {
+            images,
+            labels,
+            shape,
+            class_names,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per image.
+    pub fn sample_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The images at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        let s = self.sample_len();
+        Self {
+            images: indices
+                .iter()
+                .flat_map(|&i| self.images[i * s..(i + 1) * s].iter().copied())
+                .collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            shape: self.shape,
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// Images per class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.class_names.len()];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+}
