@@ -55,6 +55,10 @@ pub enum Error {
     #[error("checkpoint {path}: {msg}")]
     Checkpoint { path: String, msg: String },
 
+    /// A data file or folder that cannot be used, named with what is wrong and the fix.
+    #[error("{path}: {msg}")]
+    Data { path: String, msg: String },
+
     /// Mapping a buffer for reading back failed.
     #[error("reading back {label} failed: {msg}")]
     Readback { label: String, msg: String },

@@ -25,6 +25,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write the built-in synthetic face set (JAFFE layout) and a contact sheet to a folder.
+    Synth {
+        /// Folder to write into (created if missing).
+        #[arg(long, default_value = "synthetic-faces")]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 2024)]
+        seed: u64,
+        /// 0 (clean, full-intensity expressions) to 1 (subtle expressions, strong nuisances).
+        #[arg(long, default_value_t = 0.5)]
+        difficulty: f32,
+    },
     /// List the GPU adapters found, best first, with the limits that matter.
     Devices,
     /// Run one forward and backward pass of a small CNN on the GPU and compare every op with
@@ -104,6 +115,31 @@ fn demo(request: &AdapterRequest, batch: usize, seed: u64) -> fer_wgpu::Result<(
     Ok(())
 }
 
+fn synth(out: &std::path::Path, seed: u64, difficulty: f32) -> fer_wgpu::Result<()> {
+    use fer_wgpu::data::synth;
+    let options = synth::SynthOptions {
+        seed,
+        difficulty,
+        ..Default::default()
+    };
+    let images = synth::generate(&options);
+    synth::write_jaffe(&images, out)?;
+    let sheet_path = out.join("contact-sheet.png");
+    synth::contact_sheet(&images, 64)
+        .save(&sheet_path)
+        .map_err(|e| fer_wgpu::Error::Data {
+            path: sheet_path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+    println!(
+        "wrote {} images and {} to {}",
+        images.len(),
+        sheet_path.display(),
+        out.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
@@ -113,6 +149,11 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Demo { batch, seed } => demo(&request, batch as usize, seed),
+        Command::Synth {
+            out,
+            seed,
+            difficulty,
+        } => synth(&out, seed, difficulty),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

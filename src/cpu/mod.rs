@@ -10,6 +10,7 @@
 //! in the op's layout, checks their lengths, and returns new vectors.
 
 pub mod activation;
+pub mod augment;
 pub mod batch;
 pub mod batchnorm;
 pub mod conv2d;

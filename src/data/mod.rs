@@ -1,4 +1,18 @@
-//! Data sets in memory: normalized images with labels, ready to go to the GPU.
+//! Data: loaders for the layouts users have (JAFFE, a folder per class, FER2013), image
+//! decoding, preprocessing, label mappings (tasks), seeded splits, and the built-in
+//! synthetic face set. A [`Dataset`] is the end of that road: normalized images with labels,
+//! ready to go to the GPU.
+
+pub mod decode;
+pub mod expression;
+pub mod loaders;
+pub mod preprocess;
+pub mod splits;
+pub mod synth;
+
+pub use expression::{Task, EXPRESSIONS};
+pub use loaders::{load, Format, LoadOptions, RawSet};
+pub use preprocess::{build_dataset, Preprocess};
 
 use crate::error::{shape_err, Result};
 
@@ -10,6 +24,12 @@ pub struct Dataset {
     /// `[c, h, w]` of each image.
     pub shape: [usize; 3],
     pub class_names: Vec<String>,
+    /// The person in each image ("" when unknown).
+    pub subjects: Vec<String>,
+    /// Where each image came from (file name or CSV row), for reports.
+    pub sources: Vec<String>,
+    /// FER2013's Usage column per image ("" elsewhere).
+    pub usage: Vec<String>,
 }
 
 impl Dataset {
@@ -46,11 +66,15 @@ impl Dataset {
                 ),
             ));
         }
+        let n = labels.len();
         Ok(Self {
             images,
             labels,
             shape,
             class_names,
+            subjects: vec![String::new(); n],
+            sources: (0..n).map(|i| format!("#{i}")).collect(),
+            usage: vec![String::new(); n],
         })
     }
 
@@ -78,6 +102,9 @@ impl Dataset {
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             shape: self.shape,
             class_names: self.class_names.clone(),
+            subjects: indices.iter().map(|&i| self.subjects[i].clone()).collect(),
+            sources: indices.iter().map(|&i| self.sources[i].clone()).collect(),
+            usage: indices.iter().map(|&i| self.usage[i].clone()).collect(),
         }
     }
 

@@ -28,6 +28,7 @@ macro_rules! shader {
 }
 
 shader!(ACTIVATION, "activation.wgsl");
+shader!(AUGMENT, "augment.wgsl");
 shader!(BATCH, "batch.wgsl");
 shader!(BATCHNORM, "batchnorm.wgsl");
 shader!(CONV2D, "conv2d.wgsl");
@@ -40,7 +41,7 @@ shader!(REDUCE, "reduce.wgsl");
 
 /// Every op file, for the validation test and for warming the pipeline cache.
 pub const ALL: &[Shader] = &[
-    ACTIVATION, BATCH, BATCHNORM, CONV2D, DENSE, LOSS, METRICS, OPTIM, POOL, REDUCE,
+    ACTIVATION, AUGMENT, BATCH, BATCHNORM, CONV2D, DENSE, LOSS, METRICS, OPTIM, POOL, REDUCE,
 ];
 
 impl Shader {

@@ -11,6 +11,7 @@
 //! inputs, then outputs, as the shader's contract comment lists them.
 
 pub mod activation;
+pub mod augment;
 pub mod batch;
 pub mod batchnorm;
 pub mod conv2d;

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::model::spec::{LayerOp, ParamKind, Plan};
 use crate::model::{HostTensor, ModelSpec, ParamSet};
 use crate::ops::activation::DropoutParams;
+use crate::ops::augment::AugmentParams;
 use crate::ops::loss::LossParams;
 use crate::train::{Backend, EpochStats, EvalReport, TrainConfig};
 
@@ -23,6 +24,8 @@ pub struct CpuTrainer {
     order: Vec<u32>,
     acc: MetricsAcc,
     t: u64,
+    /// Epochs begun so far (the augmentation draws change with the epoch).
+    epochs: u32,
 }
 
 /// Per-layer values the backward pass needs.
@@ -74,6 +77,7 @@ impl CpuTrainer {
             train: train.clone(),
             order: (0..train.len() as u32).collect(),
             t: 0,
+            epochs: 0,
         })
     }
 
@@ -194,6 +198,7 @@ impl Backend for CpuTrainer {
     }
 
     fn begin_epoch(&mut self, order: &[u32]) -> Result<()> {
+        self.epochs += 1;
         self.order = order.to_vec();
         self.acc = MetricsAcc::new(self.plan.spec.classes);
         Ok(())
@@ -203,7 +208,7 @@ impl Backend for CpuTrainer {
         self.t += 1;
         let plan = self.plan.clone();
         let n = plan.batch;
-        let (x0, labels) = cpu::batch::gather_batch(
+        let (mut x0, labels) = cpu::batch::gather_batch(
             &self.train.images,
             &self.train.labels,
             &self.order,
@@ -211,6 +216,19 @@ impl Backend for CpuTrainer {
             n,
             self.train.sample_len(),
         );
+        if let Some(a) = self.config.augment {
+            let p = a.params(
+                plan.input_shape(),
+                self.order.len(),
+                self.config.augment_seed(),
+            );
+            let p = AugmentParams {
+                offset: (batch * n) as u32,
+                epoch: self.epochs - 1,
+                ..p
+            };
+            x0 = cpu::augment::augment_forward(&p, &x0, &self.order);
+        }
 
         // Forward, loss, metrics.
         let (acts, saved) = self.forward(&plan, x0, true)?;

@@ -9,6 +9,7 @@ use crate::gpu::{DType, GpuContext, GpuTensor, Kernel};
 use crate::model::spec::{LayerOp, ParamKind, Plan};
 use crate::model::{HostTensor, ModelSpec, ParamSet};
 use crate::ops::activation::{self, DropoutParams};
+use crate::ops::augment::{self, AugmentParams};
 use crate::ops::batch::{self, GatherParams};
 use crate::ops::batchnorm::{self, BatchNormGrads, BatchNormState, BatchStats};
 use crate::ops::loss::{self, LossInputs, LossOutputs, LossParams};
@@ -67,6 +68,8 @@ struct Graph {
     dropout: Vec<(usize, DropoutParams, usize)>,
     metrics: usize,
     metrics_params: MetricsParams,
+    /// (kernel index, params) of the augmentation kernel, when augmenting.
+    augment: Option<(usize, AugmentParams)>,
     prob: GpuTensor,
     loss_sum: GpuTensor,
     counts: GpuTensor,
@@ -91,6 +94,8 @@ pub struct GpuTrainer<'c> {
     hyper: wgpu::Buffer,
     eval: HashMap<usize, (Resident, Graph)>,
     t: u64,
+    /// Epochs begun so far (the augmentation draws change with the epoch).
+    epochs: u32,
     /// Queue submissions and readbacks so far (one submission per step, reads per epoch).
     pub submissions: u64,
     pub readbacks: u64,
@@ -159,6 +164,7 @@ impl<'c> GpuTrainer<'c> {
             hyper,
             eval: HashMap::new(),
             t: 0,
+            epochs: 0,
             submissions: 0,
             readbacks: 0,
         };
@@ -207,12 +213,29 @@ impl<'c> GpuTrainer<'c> {
         let mut kernels = vec![];
         let mut dropout = vec![];
 
-        // Gather the batch.
+        // Gather the batch, and augment it when training with augmentation.
         let x0 = zeros(ctx, &format!("{mode}.input"), &plan.input_shape())?;
         let labels = GpuTensor::zeros(ctx, &format!("{mode}.labels"), &[n], DType::U32)?;
-        let (gather, gather_params) =
-            batch::gather(ctx, &data.images, &data.labels, &data.order, &x0, &labels)?;
+        let augment = self.config.augment.filter(|_| train);
+        let gathered = match augment {
+            Some(_) => zeros(ctx, &format!("{mode}.gathered"), &plan.input_shape())?,
+            None => x0.reshaped(&x0.shape, &x0.label)?,
+        };
+        let (gather, gather_params) = batch::gather(
+            ctx,
+            &data.images,
+            &data.labels,
+            &data.order,
+            &gathered,
+            &labels,
+        )?;
         kernels.push(gather);
+        let mut augment_kernel = None;
+        if let Some(a) = augment {
+            let p = a.params(plan.input_shape(), data.len, self.config.augment_seed());
+            augment_kernel = Some((kernels.len(), p));
+            kernels.push(augment::forward(ctx, &p, &gathered, &data.order, &x0)?);
+        }
 
         // Forward, layer by layer.
         let mut acts = vec![x0];
@@ -522,6 +545,7 @@ impl<'c> GpuTrainer<'c> {
             dropout,
             metrics,
             metrics_params,
+            augment: augment_kernel,
             prob,
             loss_sum,
             counts,
@@ -642,6 +666,7 @@ fn placeholder_graph(ctx: &GpuContext) -> Result<Graph> {
             count: 0,
         },
         dropout: vec![],
+        augment: None,
         metrics: 0,
         metrics_params: MetricsParams {
             n: 0,
@@ -662,6 +687,7 @@ impl Backend for GpuTrainer<'_> {
     }
 
     fn begin_epoch(&mut self, order: &[u32]) -> Result<()> {
+        self.epochs += 1;
         self.train_data.order.write_u32(self.ctx, order)?;
         self.clear_metrics(&self.graph)
     }
@@ -674,6 +700,14 @@ impl Backend for GpuTrainer<'_> {
             ..g.gather_params
         };
         g.kernels[g.gather].write_params(self.ctx, bytemuck::bytes_of(&gp));
+        if let Some((index, params)) = g.augment {
+            let p = AugmentParams {
+                offset: gp.offset,
+                epoch: self.epochs - 1,
+                ..params
+            };
+            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
+        }
         for &(index, params, layer) in &g.dropout {
             let seed = crate::seed::dropout_seed(self.config.seed, self.t, layer);
             let p = DropoutParams { seed, ..params };

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::error::{shape_err, Result};
 use crate::model::ParamSet;
+use crate::ops::augment::Augment;
 use crate::ops::optim::Optimizer;
 pub use report::EvalReport;
 pub use schedule::{LrSchedule, Scheduler};
@@ -38,6 +39,9 @@ pub struct TrainConfig {
     pub class_weights: Option<Vec<f32>>,
     /// Layers whose parameters the optimizer leaves alone (fine-tuning).
     pub frozen: Vec<String>,
+    /// Random augmentation of training batches (None: the exact images).
+    #[serde(default)]
+    pub augment: Option<Augment>,
     pub seed: u64,
 }
 
@@ -54,6 +58,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             class_weights: None,
             frozen: vec![],
+            augment: None,
             seed: 42,
         }
     }
@@ -93,7 +98,15 @@ impl TrainConfig {
                 return bad(format!("clip norm must be > 0, got {c}"));
             }
         }
+        if let Some(a) = &self.augment {
+            a.validate()?;
+        }
         self.optimizer.validate()
+    }
+
+    /// The 32-bit seed of the augmentation draws.
+    pub fn augment_seed(&self) -> u32 {
+        (crate::seed::derive(self.seed, "augment") >> 32) as u32
     }
 }
 
