@@ -31,6 +31,7 @@ pub mod error;
 pub mod gpu;
 pub mod model;
 pub mod ops;
+pub mod run;
 pub mod seed;
 pub mod train;
 

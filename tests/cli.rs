@@ -80,7 +80,7 @@ fn bad_arguments_fail_with_a_clear_message() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--batch"));
     let out = fer(&["demo", "--backend", "vulkano"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("--backend \"vulkano\" is not valid"),
@@ -93,4 +93,267 @@ fn bad_arguments_fail_with_a_clear_message() {
         stderr.contains("no GPU adapter found") && stderr.contains("Adapters found"),
         "{stderr}"
     );
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fer-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Small, quick training settings on the synthetic set.
+const QUICK: &[&str] = &[
+    "--input-size",
+    "24",
+    "--epochs",
+    "2",
+    "--batch",
+    "16",
+    "--quiet",
+];
+
+#[test]
+fn train_then_evaluate_and_predict_with_its_checkpoint() {
+    let out = temp_dir("train");
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--folds", "2"];
+    args.extend(QUICK);
+    let run = fer(&args);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("test accuracy over 2 run(s)"), "{stdout}");
+    for file in [
+        "settings.toml",
+        "metrics.csv",
+        "summary.json",
+        "report.md",
+        "learning_curves.png",
+        "confusion.png",
+        "runs/seed42-fold-1-2/best.safetensors",
+        "runs/seed42-fold-2-2/last.safetensors",
+    ] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    assert!(
+        !out.join("state.json").exists(),
+        "a finished run leaves no resume state"
+    );
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        1 + 2 * 2,
+        "a header and a line per run and epoch"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let runs = summary["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let test_images: u64 = runs
+        .iter()
+        .map(|r| r["test_images"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        test_images, 210,
+        "2-fold cross-validation tests every image once"
+    );
+    let total: u64 = summary["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(total, 210, "the summed confusion counts every test image");
+    let settings = std::fs::read_to_string(out.join("settings.toml")).unwrap();
+    assert!(
+        settings.contains("folds = 2") && settings.contains("epochs = 2"),
+        "{settings}"
+    );
+    let png = std::fs::read(out.join("learning_curves.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+
+    // The synthetic set on disk, then evaluate and predict with the checkpoint.
+    let faces = temp_dir("faces");
+    let synth = fer(&["synth", "--out", faces.to_str().unwrap()]);
+    assert!(synth.status.success());
+    assert!(faces.join("contact-sheet.png").is_file());
+    let ckpt = out.join("runs/seed42-fold-1-2/best.safetensors");
+    let eval = fer(&["evaluate", ckpt.to_str().unwrap(), faces.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&eval.stdout);
+    assert!(
+        eval.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    assert!(
+        text.contains("on 210 images") && text.contains("precision") && text.contains("confusion"),
+        "{text}"
+    );
+    let images: Vec<String> = ["XA.HA1.4.tiff", "XB.SU2.32.tiff"]
+        .iter()
+        .map(|f| faces.join(f).display().to_string())
+        .collect();
+    let pred = fer(&[
+        "predict",
+        ckpt.to_str().unwrap(),
+        &images[0],
+        &images[1],
+        "--json",
+    ]);
+    assert!(
+        pred.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pred.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&pred.stdout).unwrap();
+    for row in rows.as_array().unwrap() {
+        let probs = row["probabilities"].as_object().unwrap();
+        assert_eq!(probs.len(), 7);
+        let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&faces).unwrap();
+}
+
+/// The weights of a checkpoint, as bits.
+fn weight_bits(path: &std::path::Path) -> Vec<(String, Vec<u32>)> {
+    let ckpt = fer_wgpu::model::Checkpoint::load(path).unwrap();
+    ckpt.params
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.data.iter().map(|v| v.to_bits()).collect()))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_saves_the_run_and_resume_continues_it_exactly() {
+    use std::io::{BufRead, BufReader};
+    let settings = [
+        "--input-size",
+        "24",
+        "--epochs",
+        "4",
+        "--batch",
+        "8",
+        "--patience",
+        "0",
+    ];
+    let whole = temp_dir("whole");
+    let mut args = vec!["train", "--out", whole.to_str().unwrap(), "--quiet"];
+    args.extend(settings);
+    assert!(fer(&args).status.success());
+
+    let parted = temp_dir("parted");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fer"))
+        .args(["train", "--out", parted.to_str().unwrap()])
+        .args(settings)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Interrupt once the first epoch has ended: the stop then lands inside the second.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("epoch 1:") {
+            break;
+        }
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("--resume")), "{rest:?}");
+    assert!(parted.join("state.json").is_file());
+    let resumed = fer(&["train", "--resume", parted.to_str().unwrap(), "--quiet"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let last = "runs/seed42-random/last.safetensors";
+    assert!(
+        weight_bits(&whole.join(last)) == weight_bits(&parted.join(last)),
+        "an interrupted and resumed run ends with the same weights as an uninterrupted one"
+    );
+    std::fs::remove_dir_all(&whole).unwrap();
+    std::fs::remove_dir_all(&parted).unwrap();
+}
+
+#[test]
+fn bad_training_input_exits_2_with_a_clear_message() {
+    let out = temp_dir("bad");
+    let o = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["train", "--lr", "0", "--out", o],
+            "learning rate must be > 0",
+        ),
+        (
+            &["train", "--lr", "-1", "--out", o],
+            "learning rate must be > 0",
+        ),
+        (
+            &["train", "--batch", "1000", "--out", o],
+            "batch size 1000 is larger than the",
+        ),
+        (
+            &[
+                "train",
+                "--model",
+                "small-vgg",
+                "--input-size",
+                "8",
+                "--out",
+                o,
+            ],
+            "try a larger --input-size",
+        ),
+        (
+            &["train", "/no/such/data", "--out", o],
+            "no such file or folder",
+        ),
+        (
+            &["train", "--out", "/proc/fer-cannot-write"],
+            "choose another --out",
+        ),
+        (
+            &["train", "--optimizer", "adagrad", "--out", o],
+            "unknown optimizer",
+        ),
+        (&["train", "--frobnicate"], "unexpected argument"),
+        (
+            &[
+                "train",
+                "--backend",
+                "cpu",
+                "--split",
+                "loso",
+                "--task",
+                "happy",
+                "--out",
+                o,
+            ],
+            "fewer than 2 classes",
+        ),
+    ];
+    for (args, want) in cases {
+        let r = fer(args);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "{args:?}: expected {want:?} in {stderr}"
+        );
+        assert!(
+            !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+            "{args:?} wrote into the run folder"
+        );
+    }
 }

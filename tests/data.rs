@@ -350,15 +350,20 @@ fn bad_input_is_a_clear_error_and_skipping_is_reported() {
     assert_eq!(set.skipped.len(), 2);
     assert!(set.skipped.iter().any(|(f, _)| f.ends_with("KA.HA1.2.png")));
 
+    // Other files: text is ignored; an image with another name is reported as skipped.
     std::fs::write(dir.join("README.a.b"), "x").unwrap();
-    std::fs::write(dir.join("photo.png"), b"x").unwrap();
-    let e = load_jaffe(&dir, &LoadOptions::default())
+    ramp(8, 8, 2).save(dir.join("contact-sheet.png")).unwrap();
+    let set = load_jaffe(&dir, &skipping).unwrap();
+    assert!(set
+        .skipped
+        .iter()
+        .any(|(f, why)| f.ends_with("contact-sheet.png") && why.contains("not a JAFFE file name")));
+    let other = temp_dir("not-jaffe");
+    ramp(8, 8, 2).save(other.join("photo.png")).unwrap();
+    let e = load_jaffe(&other, &LoadOptions::default())
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("photo.png") && e.contains("not a JAFFE file name"),
-        "{e}"
-    );
+    assert!(e.contains("no images named like JAFFE's"), "{e}");
 }
 
 #[test]

@@ -138,7 +138,7 @@ pub fn load(path: &Path, format: Option<Format>, options: &LoadOptions) -> Resul
         return Err(data_err(path, "no images could be loaded"));
     }
     for (file, why) in &set.skipped {
-        log::warn!("skipped unreadable {file}: {why}");
+        log::warn!("skipped {file}: {why}");
     }
     Ok(set)
 }
@@ -182,12 +182,15 @@ pub fn load_jaffe(dir: &Path, options: &LoadOptions) -> Result<RawSet> {
             .unwrap_or_default()
             .to_string();
         let Some(caps) = name_re.captures(&file) else {
-            return Err(data_err(
-                &path,
-                "not a JAFFE file name (expected like KA.AN1.39.tiff: \
-                subject, expression code with pose number, image number); use the folder \
-                layout for other names",
+            // Another image in the folder (a contact sheet, a stray photo) is reported, not
+            // read; a folder with no JAFFE names at all is an error below.
+            set.skipped.push((
+                path.display().to_string(),
+                "not a JAFFE file name (expected like KA.AN1.39.tiff: subject, expression \
+                 code with pose number, image number)"
+                    .into(),
             ));
+            continue;
         };
         let code = caps[2].to_ascii_uppercase();
         let Some(class) = from_jaffe_code(&code) else {
@@ -217,8 +220,12 @@ pub fn load_jaffe(dir: &Path, options: &LoadOptions) -> Result<RawSet> {
             });
         }
     }
-    if set.samples.is_empty() && set.skipped.is_empty() {
-        return Err(data_err(dir, "no JAFFE images in this folder"));
+    if set.samples.is_empty() {
+        return Err(data_err(
+            dir,
+            "no images named like JAFFE's (KA.AN1.39.tiff) could be read \
+            in this folder; use the folder layout (root/<class>/<image>) for other names",
+        ));
     }
     Ok(set)
 }

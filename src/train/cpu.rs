@@ -193,6 +193,29 @@ impl CpuTrainer {
 }
 
 impl Backend for CpuTrainer {
+    fn restore(
+        &mut self,
+        params: &ParamSet,
+        optimizer: Option<&(ParamSet, u64)>,
+        epochs: u32,
+    ) -> Result<()> {
+        params.check_matches(&self.plan, "the restored parameters")?;
+        self.params = params.clone();
+        if let Some((state, t)) = optimizer {
+            for (name, s1, s2) in &mut self.state {
+                if let Some(h) = state.get(&format!("state1.{name}")) {
+                    s1.clone_from(&h.data);
+                }
+                if let Some(h) = state.get(&format!("state2.{name}")) {
+                    s2.clone_from(&h.data);
+                }
+            }
+            self.t = *t;
+        }
+        self.epochs = epochs;
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         "cpu reference".into()
     }

@@ -682,6 +682,24 @@ fn placeholder_graph(ctx: &GpuContext) -> Result<Graph> {
 }
 
 impl Backend for GpuTrainer<'_> {
+    fn restore(
+        &mut self,
+        params: &ParamSet,
+        optimizer: Option<&(ParamSet, u64)>,
+        epochs: u32,
+    ) -> Result<()> {
+        params.check_matches(&self.plan, "the restored parameters")?;
+        for p in &self.params {
+            let host = params.get(&p.name).expect("checked above");
+            p.value.write_f32(self.ctx, &host.data)?;
+        }
+        if let Some((state, t)) = optimizer {
+            self.load_optimizer_state(state, *t)?;
+        }
+        self.epochs = epochs;
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         format!("gpu: {} ({:?})", self.ctx.info.name, self.ctx.info.backend)
     }

@@ -137,10 +137,18 @@ pub trait Backend {
     fn params(&self) -> Result<ParamSet>;
     /// The optimizer state and the number of steps taken.
     fn optimizer_state(&self) -> Result<(ParamSet, u64)>;
+    /// Replaces the parameters (and, when given, the optimizer state and step count), and
+    /// sets the number of epochs begun: restoring the best weights, or resuming a run.
+    fn restore(
+        &mut self,
+        params: &ParamSet,
+        optimizer: Option<&(ParamSet, u64)>,
+        epochs: u32,
+    ) -> Result<()>;
 }
 
 /// One epoch of a run's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub lr: f32,

@@ -1,9 +1,9 @@
 //! Evaluation reports: accuracy, per-class precision, recall and F1, and the confusion matrix.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a model did on a data set.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
     pub loss: f64,
     pub accuracy: f64,

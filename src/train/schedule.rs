@@ -25,15 +25,16 @@ pub enum LrSchedule {
     },
 }
 
-/// The schedule's state over a run.
-#[derive(Debug, Clone)]
+/// The schedule's state over a run (serializable, so a resumed run continues it exactly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scheduler {
     pub base_lr: f32,
     pub schedule: LrSchedule,
     pub epochs: usize,
     pub warmup_steps: usize,
     plateau_lr: f32,
-    best: f32,
+    /// The best watched loss so far (None before the first).
+    best: Option<f32>,
     bad_epochs: usize,
 }
 
@@ -45,7 +46,7 @@ impl Scheduler {
             epochs,
             warmup_steps,
             plateau_lr: base_lr,
-            best: f32::INFINITY,
+            best: None,
             bad_epochs: 0,
         }
     }
@@ -82,8 +83,8 @@ impl Scheduler {
         else {
             return false;
         };
-        if loss < self.best {
-            self.best = loss;
+        if self.best.is_none_or(|best| loss < best) {
+            self.best = Some(loss);
             self.bad_epochs = 0;
             return false;
         }
