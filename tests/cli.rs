@@ -357,3 +357,50 @@ fn bad_training_input_exits_2_with_a_clear_message() {
         );
     }
 }
+
+#[test]
+fn without_an_adapter_auto_falls_back_to_the_cpu_and_gpu_is_an_error() {
+    // No Metal adapter exists on Linux: a stand-in for a machine without any GPU.
+    let out = temp_dir("cpu-fallback");
+    let o = out.to_str().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_fer"))
+        .env("FER_BACKEND", "metal")
+        .args([
+            "train",
+            "--out",
+            o,
+            "--input-size",
+            "16",
+            "--epochs",
+            "1",
+            "--batch",
+            "32",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: no GPU adapter found, training on the CPU reference"),
+        "{stderr}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("cpu reference"), "{summary}");
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let run = Command::new(env!("CARGO_BIN_EXE_fer"))
+        .args(["train", "--backend", "metal", "--out", o, "--epochs", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no GPU adapter found") && stderr.contains("mesa-vulkan-drivers"),
+        "{stderr}"
+    );
+    assert!(
+        !out.exists(),
+        "nothing is written when the run cannot start"
+    );
+}

@@ -18,7 +18,10 @@ def main() -> None:
     with open(out, "w") as f:
         f.write("emotion,pixels,Usage\n")
         for i in range(rows):
-            usage = "Training" if i < rows * 0.8 else ("PublicTest" if i < rows * 0.9 else "PrivateTest")
+            if i < rows * 0.8:
+                usage = "Training"
+            else:
+                usage = "PublicTest" if i < rows * 0.9 else "PrivateTest"
             pixels = " ".join(str(rng.randrange(256)) for _ in range(2304))
             f.write(f"{rng.randrange(7)},{pixels},{usage}\n")
 

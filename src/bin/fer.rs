@@ -296,12 +296,14 @@ fn train(cli: &Cli, args: &TrainArgs) -> fer_wgpu::Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| run::default_out(&settings));
-            let exp = Experiment::prepare(settings, out)?;
-            run::check_out(&exp.out)?;
-            exp
+            Experiment::prepare(settings, out)?
         }
     };
+    // The adapter before the folder, so a missing GPU leaves no empty run folder behind.
     let compute = compute(cli)?;
+    if args.resume.is_none() {
+        run::check_out(&exp.out)?;
+    }
     let _ = ctrlc::set_handler(|| {
         if INTERRUPT.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
@@ -465,13 +467,13 @@ fn print_report(report: &EvalReport, classes: &[String]) {
         "",
         classes
             .iter()
-            .map(|c| format!("{:>8}", &c[..c.len().min(8)]))
+            .map(|c| format!("{:>9}", &c[..c.len().min(8)]))
             .collect::<String>()
     );
     for (c, row) in classes.iter().zip(&report.confusion) {
         println!(
             "{c:<12} {}",
-            row.iter().map(|v| format!("{v:>8}")).collect::<String>()
+            row.iter().map(|v| format!("{v:>9}")).collect::<String>()
         );
     }
 }

@@ -155,41 +155,26 @@ impl GpuTensor {
 
     /// Overwrites the contents with u32 `data` (same length), through the queue.
     pub fn write_u32(&self, ctx: &GpuContext, data: &[u32]) -> Result<()> {
-        if data.len() != self.numel() || self.dtype != DType::U32 {
-            return Err(Error::Shape {
-                op: "tensor",
-                msg: format!(
-                    "{}: writing {} u32 into {:?} {:?}",
-                    self.label,
-                    data.len(),
-                    self.dtype,
-                    self.shape
-                ),
-            });
-        }
-        ctx.scoped(&format!("writing {}", self.label), || {
-            ctx.queue
-                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data))
-        })
+        self.write(ctx, DType::U32, bytemuck::cast_slice(data), data.len())
     }
 
     /// Overwrites the contents with `data` (same length), through the queue.
     pub fn write_f32(&self, ctx: &GpuContext, data: &[f32]) -> Result<()> {
-        if data.len() != self.numel() || self.dtype != DType::F32 {
+        self.write(ctx, DType::F32, bytemuck::cast_slice(data), data.len())
+    }
+
+    fn write(&self, ctx: &GpuContext, dtype: DType, bytes: &[u8], len: usize) -> Result<()> {
+        if len != self.numel() || self.dtype != dtype {
             return Err(Error::Shape {
                 op: "tensor",
                 msg: format!(
-                    "{}: writing {} f32 into {:?} {:?}",
-                    self.label,
-                    data.len(),
-                    self.dtype,
-                    self.shape
+                    "{}: writing {len} {dtype:?} values into {:?} {:?}",
+                    self.label, self.dtype, self.shape
                 ),
             });
         }
         ctx.scoped(&format!("writing {}", self.label), || {
-            ctx.queue
-                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data))
+            ctx.queue.write_buffer(&self.buffer, 0, bytes)
         })
     }
 

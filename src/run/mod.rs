@@ -487,17 +487,8 @@ impl Experiment {
                 cur.step = b + 1;
                 progress(name, b + 1, steps, None);
                 if interrupt.load(Ordering::SeqCst) && b + 1 < steps {
-                    let ckpt =
-                        self.checkpoint(backend.params()?, Some(backend.optimizer_state()?), seed);
-                    ckpt.save(&run_dir.join("resume.safetensors"))?;
-                    let mut saved = state.clone();
-                    saved.current = Some(cur.clone());
-                    files.write_state(&saved)?;
-                    files.write_reports(self, &state.done, compute)?;
-                    return Err(Error::Data {
-                        path: self.out.display().to_string(),
-                        msg: INTERRUPTED.into(),
-                    });
+                    return Err(self
+                        .save_interrupted(&*backend, &cur, seed, &run_dir, files, state, compute));
                 }
             }
             let stats = backend.end_epoch()?;
@@ -533,17 +524,9 @@ impl Experiment {
             let stop_early = self.settings.patience > 0 && cur.bad_epochs >= self.settings.patience;
             let interrupted = interrupt.load(Ordering::SeqCst);
             if interrupted && !stop_early && cur.epoch < config.epochs {
-                let ckpt =
-                    self.checkpoint(backend.params()?, Some(backend.optimizer_state()?), seed);
-                ckpt.save(&run_dir.join("resume.safetensors"))?;
-                let mut saved = state.clone();
-                saved.current = Some(cur.clone());
-                files.write_state(&saved)?;
-                files.write_reports(self, &state.done, compute)?;
-                return Err(Error::Data {
-                    path: self.out.display().to_string(),
-                    msg: INTERRUPTED.into(),
-                });
+                return Err(
+                    self.save_interrupted(&*backend, &cur, seed, &run_dir, files, state, compute)
+                );
             }
             if stop_early {
                 log::info!(
@@ -574,6 +557,40 @@ impl Experiment {
             confusion: report.confusion,
             history: cur.history,
         })
+    }
+}
+
+impl Experiment {
+    /// Saves what a resume needs (weights, optimizer state, progress) and the reports so
+    /// far; returns the error that tells the caller the run was interrupted (or why saving
+    /// failed).
+    #[allow(clippy::too_many_arguments)] // the run's context, as run_one holds it
+    fn save_interrupted(
+        &self,
+        backend: &dyn Backend,
+        cur: &CurrentRun,
+        seed: u64,
+        run_dir: &Path,
+        files: &files::RunFolder,
+        state: &Progress,
+        compute: &Compute,
+    ) -> Error {
+        let save = || -> Result<()> {
+            let ckpt = self.checkpoint(backend.params()?, Some(backend.optimizer_state()?), seed);
+            ckpt.save(&run_dir.join("resume.safetensors"))?;
+            let mut saved = state.clone();
+            saved.current = Some(cur.clone());
+            files.write_state(&saved)?;
+            files.write_reports(self, &state.done, compute)?;
+            Ok(())
+        };
+        match save() {
+            Ok(()) => Error::Data {
+                path: self.out.display().to_string(),
+                msg: INTERRUPTED.into(),
+            },
+            Err(e) => e,
+        }
     }
 }
 

@@ -90,7 +90,7 @@ impl Default for Settings {
             epochs: 30,
             batch_size: 16,
             optimizer: "adam".into(),
-            lr: 1e-3,
+            lr: 5e-3,
             momentum: 0.9,
             weight_decay: 0.0,
             schedule: "cosine".into(),

@@ -50,15 +50,7 @@ impl CpuTrainer {
         train: &Dataset,
         params: Option<ParamSet>,
     ) -> Result<Self> {
-        let plan = spec.plan(config.batch_size)?;
-        config.validate(train.len(), spec.classes, &spec.layer_names())?;
-        let params = match params {
-            Some(p) => {
-                p.check_matches(&plan, "the initial parameters")?;
-                p
-            }
-            None => ParamSet::init(&plan, crate::seed::derive(config.seed, "init")),
-        };
+        let (plan, params) = super::prepare(spec, config, train, params)?;
         let state = plan
             .param_shapes()
             .into_iter()

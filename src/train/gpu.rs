@@ -115,16 +115,7 @@ impl<'c> GpuTrainer<'c> {
         train: &Dataset,
         params: Option<ParamSet>,
     ) -> Result<Self> {
-        let plan = spec.plan(config.batch_size)?;
-        config.validate(train.len(), spec.classes, &spec.layer_names())?;
-        check_data(spec, train)?;
-        let host = match params {
-            Some(p) => {
-                p.check_matches(&plan, "the initial parameters")?;
-                p
-            }
-            None => ParamSet::init(&plan, crate::seed::derive(config.seed, "init")),
-        };
+        let (plan, host) = super::prepare(spec, config, train, params)?;
         let mut params = vec![];
         for ((name, kind, shape), t) in plan.param_shapes().into_iter().zip(&host.tensors) {
             let value = GpuTensor::from_f32(ctx, &name, &shape, &t.data)?;
@@ -582,7 +573,7 @@ impl<'c> GpuTrainer<'c> {
 
     /// Builds (once per data set size) and runs an inference pass over `data`.
     fn run_eval(&mut self, data: &Dataset, want_prob: bool) -> Result<(EvalReport, Vec<f32>)> {
-        check_data(&self.plan.spec, data)?;
+        super::check_data(&self.plan.spec, data)?;
         let batch = self.config.batch_size.min(data.len());
         // One graph per data set size, built on first use; later sets of that size are
         // uploaded into it (a host-to-GPU copy per evaluation, small next to the pass itself).
@@ -624,34 +615,6 @@ impl<'c> GpuTrainer<'c> {
         }
         Ok((self.read_metrics(false, key)?, probs))
     }
-}
-
-fn check_data(spec: &ModelSpec, data: &Dataset) -> Result<()> {
-    if data.shape != spec.input {
-        return Err(shape_err(
-            "train",
-            format!(
-                "images are {:?} but model {} takes {:?}; resize \
-            them (the input size setting) or pick another model",
-                data.shape, spec.name, spec.input
-            ),
-        ));
-    }
-    if data.class_names.len() != spec.classes {
-        return Err(shape_err(
-            "train",
-            format!(
-                "the data has {} classes but model {} has {}",
-                data.class_names.len(),
-                spec.name,
-                spec.classes
-            ),
-        ));
-    }
-    if data.is_empty() {
-        return Err(shape_err("train", "the data set is empty"));
-    }
-    Ok(())
 }
 
 /// An empty graph to hold the place while the real one is built from the trainer itself.

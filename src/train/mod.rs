@@ -147,6 +147,56 @@ pub trait Backend {
     ) -> Result<()>;
 }
 
+/// What both trainers do first: plan the model at the batch size, check the settings and the
+/// data against it, and take the given parameters (checked) or fresh ones from the seed.
+fn prepare(
+    spec: &crate::model::ModelSpec,
+    config: &TrainConfig,
+    train: &Dataset,
+    params: Option<ParamSet>,
+) -> Result<(crate::model::Plan, ParamSet)> {
+    let plan = spec.plan(config.batch_size)?;
+    config.validate(train.len(), spec.classes, &spec.layer_names())?;
+    check_data(spec, train)?;
+    let params = match params {
+        Some(p) => {
+            p.check_matches(&plan, "the initial parameters")?;
+            p
+        }
+        None => ParamSet::init(&plan, crate::seed::derive(config.seed, "init")),
+    };
+    Ok((plan, params))
+}
+
+/// Fails unless the data fits the model: input shape, class count, not empty.
+fn check_data(spec: &crate::model::ModelSpec, data: &Dataset) -> Result<()> {
+    if data.shape != spec.input {
+        return Err(shape_err(
+            "train",
+            format!(
+                "images are {:?} but model {} takes {:?}; resize \
+            them (the input size setting) or pick another model",
+                data.shape, spec.name, spec.input
+            ),
+        ));
+    }
+    if data.class_names.len() != spec.classes {
+        return Err(shape_err(
+            "train",
+            format!(
+                "the data has {} classes but model {} has {}",
+                data.class_names.len(),
+                spec.name,
+                spec.classes
+            ),
+        ));
+    }
+    if data.is_empty() {
+        return Err(shape_err("train", "the data set is empty"));
+    }
+    Ok(())
+}
+
 /// One epoch of a run's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
