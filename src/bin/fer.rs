@@ -530,7 +530,7 @@ fn predict(cli: &Cli, checkpoint: &Path, images: &[PathBuf], json: bool) -> fer_
         return Ok(());
     }
     println!(
-        "{:<32} {:<10} {}",
+        "{:<20} {:<10} {}",
         "image",
         "predicted",
         ckpt.class_names
@@ -543,7 +543,7 @@ fn predict(cli: &Cli, checkpoint: &Path, images: &[PathBuf], json: bool) -> fer_
             n.to_string_lossy().into_owned()
         });
         println!(
-            "{name:<32} {:<10} {}",
+            "{name:<20} {:<10} {}",
             ckpt.class_names[best(p)],
             p.iter().map(|v| format!("{v:>9.3}")).collect::<String>()
         );
