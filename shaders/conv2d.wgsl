@@ -4,6 +4,8 @@
 //                                   * x[n, ci, oy*stride + ky - pad, ox*stride + kx - pad]
 // with out-of-range input positions reading as zero. Host side: src/ops/conv2d.rs; CPU twin:
 // src/cpu/conv2d.rs.
+// TODO(perf): direct kernels, one invocation per output element with no shared-memory tiling;
+// about 0.3-0.5 GFLOP/s on lavapipe. Tiled kernels come with the roofline benchmark.
 
 struct Conv2dParams {
     n: u32,

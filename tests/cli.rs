@@ -404,3 +404,61 @@ fn without_an_adapter_auto_falls_back_to_the_cpu_and_gpu_is_an_error() {
         "nothing is written when the run cannot start"
     );
 }
+
+#[test]
+fn settings_come_from_a_toml_file_and_flags_override_it() {
+    let dir = temp_dir("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("settings.toml");
+    std::fs::write(
+        &config,
+        "epochs = 1\nbatch_size = 32\ninput_size = 16\noptimizer = \
+        \"sgd\"\nlr = 0.02\n\n[augmentation]\nflip = false\nrotate_degrees = 5.0\nzoom = 0.0\n\
+        shift = 0.0\nbrightness = 0.0\ncontrast = 0.0\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let run = fer(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--lr",
+        "0.03",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let used = std::fs::read_to_string(out.join("settings.toml")).unwrap();
+    for line in [
+        "epochs = 1",
+        "batch_size = 32",
+        "optimizer = \"sgd\"",
+        "lr = 0.03",
+        "rotate_degrees = 5.0",
+    ] {
+        assert!(
+            used.contains(line),
+            "{line:?} missing from the recorded settings:\n{used}"
+        );
+    }
+    std::fs::write(&config, "epochs = 1\nlearning_rate = 0.1\n").unwrap();
+    let bad = fer(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        dir.join("run2").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("learning_rate") && stderr.contains("not valid settings"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

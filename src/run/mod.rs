@@ -487,6 +487,8 @@ impl Experiment {
         while cur.epoch < config.epochs {
             let epoch = cur.epoch;
             let start = std::time::Instant::now();
+            // TODO(resume metrics): after a resume mid-epoch, that epoch's training loss and
+            // accuracy cover only the steps run since; the weights are exact either way.
             let first_step = cur.step;
             // (A resumed backend had its epoch counter restored to `epoch`; this advances it
             // to epoch + 1, as in an uninterrupted run.)

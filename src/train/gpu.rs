@@ -37,6 +37,8 @@ struct Resident {
 }
 
 impl Resident {
+    // TODO(large sets): the whole set must fit one storage binding (lavapipe: 128 MiB);
+    // FER2013 at 48x48 (330 MB) needs batches streamed from the host instead.
     fn upload(ctx: &GpuContext, name: &str, data: &Dataset) -> Result<Self> {
         let [c, h, w] = data.shape;
         let images = GpuTensor::from_f32(
@@ -392,6 +394,8 @@ impl<'c> GpuTrainer<'c> {
                 // The first layer's input gradient is not needed, but batch norm computes it
                 // with its parameter gradients.
                 let need_dx = i > 0;
+                // TODO(fine-tuning): a frozen batch-norm layer keeps gamma and beta but still
+                // normalizes with batch statistics and updates its running ones.
                 let frozen = self.config.frozen.iter().any(|f| f == name);
                 let dx_shape = if need_dx || matches!(layer.op, LayerOp::BatchNorm(_)) {
                     layer.in_shape.clone()
