@@ -55,6 +55,7 @@ pub fn learning_curves(path: &Path, runs: &[(String, Vec<EpochRecord>)]) -> Resu
             chart
                 .configure_mesh()
                 .x_desc("epoch")
+                .x_label_formatter(&|x| format!("{}", x.round() as i64))
                 .y_desc(what)
                 .label_style(("sans-serif", 14))
                 .draw()
@@ -75,8 +76,9 @@ pub fn learning_curves(path: &Path, runs: &[(String, Vec<EpochRecord>)]) -> Resu
                     if points.is_empty() {
                         continue;
                     }
+                    // Training: a thick line; validation: a thin, lighter one.
                     let style = if val {
-                        color.stroke_width(1)
+                        color.mix(0.55).stroke_width(1)
                     } else {
                         color.stroke_width(2)
                     };
