@@ -1,7 +1,7 @@
 //! The crate's error type.
 //!
 //! Policy: anything a caller can get wrong (shapes, parameters, a missing adapter, a shader the
-//! driver rejects, a lost device, a failed readback) is returned as an [`Error`] whose message
+//! driver rejects, a lost device, a failed readback) is returned as an [`enum@Error`] whose message
 //! names the op or the tensor and what was expected. Shapes are checked on the host before any
 //! dispatch is recorded, so wgpu never sees an inconsistent binding. We panic only on internal
 //! invariants that no input can break.

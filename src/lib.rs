@@ -2,9 +2,16 @@
 //! through wgpu, with a plain-Rust CPU reference for every op.
 //!
 //! # Layout
+//! Dependencies point downward: `run` -> `train`, `data` -> `model` -> `ops`, `cpu` -> `gpu`.
 //! - [`gpu`]: adapter and device, tensors, pipeline cache, kernels, submission, timing.
 //! - [`ops`]: the host side of each shader file (params, shape checks, kernel building).
 //! - [`cpu`]: the CPU twin of every shader entry point, the tests' oracle.
+//! - [`check`]: GPU-against-reference error statistics and named tolerances.
+//! - [`model`]: model specs and shape inference, built-in nets, init, checkpoints.
+//! - [`train`]: the backend interface and its GPU and CPU trainers, schedules, reports.
+//! - [`data`]: decoding, loaders, preprocessing, tasks, splits, the synthetic face set.
+//! - [`run`]: `fer train` as a library: experiments over seeds and splits, run folders.
+//! - [`seed`]: one seed, separate random streams.
 //! - [`demo`]: one forward and backward pass of a small CNN on both, compared op by op.
 //!
 //! # Shape vocabulary

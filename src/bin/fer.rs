@@ -105,7 +105,7 @@ struct TrainArgs {
     /// Settings file (TOML, the format of a run's settings.toml).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Run folder (default: runs/<time>-<model>-<task>-<split>).
+    /// Run folder (default: runs/TIME-MODEL-TASK-SPLIT).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue an interrupted run folder exactly; other settings come from its settings.toml.

@@ -3,7 +3,7 @@
 
 use crate::ops::optim::{Hyper, Optimizer};
 
-/// One update of `weight` and its state from `grad` scaled by `clip` (the shader's clip[0]).
+/// One update of `weight` and its state from `grad` scaled by `clip` (the shader's `clip[0]`).
 pub fn update(
     rule: &Optimizer,
     hyper: &Hyper,
