@@ -177,30 +177,14 @@ pub fn backward_weight(
     expect(OP, "dy", dy, &p.y_shape(), DType::F32)?;
     expect(OP, "x", x, &p.x_shape(), DType::F32)?;
     expect(OP, "dweight", dweight, &p.weight_shape(), DType::F32)?;
-    let rows = dweight.numel();
-    let partial = reduce::scratch(
+    partials_then_sum(
         ctx,
-        &format!("{name}.dweight.partial"),
-        rows * p.parts as usize,
-    )?;
-    let bindings = [(1, &x.buffer), (5, &dy.buffer), (7, &partial.buffer)];
-    let partials = ctx.kernel(
-        shaders::CONV2D,
-        "conv2d_backward_weight_partial",
-        &format!("{name}.backward_weight"),
-        bytemuck::bytes_of(p),
-        &bindings,
-        partial.numel() as u32,
-    )?;
-    let sum = reduce::rows(
-        ctx,
-        &format!("{name}.backward_weight.reduce"),
-        &partial.buffer,
-        (rows as u32, p.parts),
-        1.0,
-        &dweight.buffer,
-    )?;
-    Ok(vec![partials, sum])
+        p,
+        name,
+        "weight",
+        &[(1, &x.buffer), (5, &dy.buffer)],
+        dweight,
+    )
 }
 
 /// `dbias` from `dy`: per-chunk partials, then ordered row sums (two kernels).
@@ -213,27 +197,43 @@ pub fn backward_bias(
 ) -> Result<Vec<Kernel>> {
     expect(OP, "dy", dy, &p.y_shape(), DType::F32)?;
     expect(OP, "dbias", dbias, &p.bias_shape(), DType::F32)?;
+    partials_then_sum(ctx, p, name, "bias", &[(5, &dy.buffer)], dbias)
+}
+
+/// The two kernels of a parameter gradient: `conv2d_backward_<what>_partial` writes
+/// `[out elements, parts]` partial sums into a scratch buffer, then `reduce_rows` sums each
+/// row in order into `out`.
+fn partials_then_sum(
+    ctx: &GpuContext,
+    p: &Conv2dParams,
+    name: &str,
+    what: &str,
+    inputs: &[(u32, &wgpu::Buffer)],
+    out: &GpuTensor,
+) -> Result<Vec<Kernel>> {
+    let rows = out.numel();
     let partial = reduce::scratch(
         ctx,
-        &format!("{name}.dbias.partial"),
-        p.c_out as usize * p.parts as usize,
+        &format!("{name}.d{what}.partial"),
+        rows * p.parts as usize,
     )?;
-    let bindings = [(5, &dy.buffer), (7, &partial.buffer)];
+    let mut bindings = inputs.to_vec();
+    bindings.push((7, &partial.buffer));
     let partials = ctx.kernel(
         shaders::CONV2D,
-        "conv2d_backward_bias_partial",
-        &format!("{name}.backward_bias"),
+        &format!("conv2d_backward_{what}_partial"),
+        &format!("{name}.backward_{what}"),
         bytemuck::bytes_of(p),
         &bindings,
         partial.numel() as u32,
     )?;
     let sum = reduce::rows(
         ctx,
-        &format!("{name}.backward_bias.reduce"),
+        &format!("{name}.backward_{what}.reduce"),
         &partial.buffer,
-        (p.c_out, p.parts),
+        (rows as u32, p.parts),
         1.0,
-        &dbias.buffer,
+        &out.buffer,
     )?;
     Ok(vec![partials, sum])
 }
