@@ -53,10 +53,20 @@ const CONV_CASES: &[([usize; 4], usize, usize, usize, usize)] = &[
     ([4, 8, 17, 19], 16, 3, 2, 1), // many channels, odd sizes
     ([1, 1, 3, 3], 2, 5, 1, 1),    // kernel larger than the input but not the padded input
     ([2, 3, 40, 40], 8, 3, 1, 1),  // 3200 positions: 13 partials in the weight reduction
+    // Tiled kernels: 20 channels = a full and a partial tile of 16; 32 input channels = three
+    // rounds of staged weights; 288 taps = several tap blocks of the weight gradient.
+    ([2, 32, 9, 9], 20, 3, 1, 1),
+    ([1, 1, 25, 25], 1, 23, 1, 0), // 529 taps do not fit the staged weights: direct fallback
 ];
 
 #[test]
 fn conv2d_matches_cpu_reference() {
+    for variant in [conv2d::Variant::Tiled, conv2d::Variant::Direct] {
+        conv2d_variant_matches_cpu_reference(variant);
+    }
+}
+
+fn conv2d_variant_matches_cpu_reference(variant: conv2d::Variant) {
     let ctx = gpu();
     for (case, &(x_shape, c_out, k, stride, pad)) in CONV_CASES.iter().enumerate() {
         let p = Conv2dParams::new(x_shape, c_out, [k, k], stride, pad).unwrap();
@@ -73,13 +83,15 @@ fn conv2d_matches_cpu_reference() {
         let dx = zeros(ctx, "dx", &x_shape);
         let dw = zeros(ctx, "dw", &p.weight_shape());
         let db = zeros(ctx, "db", &[c_out]);
-        let mut kernels = vec![conv2d::forward(ctx, &p, "c", &x, &w, &b, &y).unwrap()];
-        kernels.push(conv2d::backward_input(ctx, &p, "c", &dy, &w, &dx).unwrap());
-        kernels.extend(conv2d::backward_weight(ctx, &p, "c", &dy, &x, &dw).unwrap());
+        let mut kernels =
+            vec![conv2d::forward_variant(ctx, &p, variant, "c", &x, &w, &b, &y).unwrap()];
+        kernels.push(conv2d::backward_input_variant(ctx, &p, variant, "c", &dy, &w, &dx).unwrap());
+        kernels
+            .extend(conv2d::backward_weight_variant(ctx, &p, variant, "c", &dy, &x, &dw).unwrap());
         kernels.extend(conv2d::backward_bias(ctx, &p, "c", &dy, &db).unwrap());
         run(ctx, &kernels);
-        let name = format!("conv2d {x_shape:?} c_out {c_out} k {k} s {stride} p {pad}");
-        // c_in*kh*kw <= 200 f32 products per output, summed in a different order than f64.
+        let name = format!("conv2d {variant:?} {x_shape:?} c_out {c_out} k {k} s {stride} p {pad}");
+        // c_in*kh*kw <= 529 f32 products per output, summed in a different order than f64.
         compare(
             &format!("{name} y"),
             &y.read_f32(ctx).unwrap(),
@@ -796,6 +808,42 @@ fn reductions_are_bit_identical_run_after_run() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// calibration kernels (the benchmark's roofs): they must really do the work they are timed for
+
+#[test]
+fn calibration_kernels_do_the_work_they_claim() {
+    use fer_wgpu::ops::calibrate::{self, CalibrateParams};
+    let ctx = gpu();
+    // 37 trips of the FMA recurrence on every invocation, against the closed form in f64.
+    let p = CalibrateParams::new(300, 37).unwrap();
+    let out = zeros(ctx, "fma.out", &[300, 4]);
+    run(ctx, &[calibrate::fma(ctx, &p, &out).unwrap()]);
+    let want: Vec<f32> = (0..300)
+        .flat_map(|i| p.fma_expected(i).map(|v| v as f32))
+        .collect();
+    // Sums of 8 chains each within an ulp or two of f64 (the recurrence contracts errors).
+    compare(
+        "calibrate_fma",
+        &out.read_f32(ctx).unwrap(),
+        &want,
+        Tolerance::TIGHT,
+    );
+    assert_eq!(p.fma_flops(), 300 * 37 * 64);
+
+    // The copy is exact.
+    let mut r = rng(77);
+    let src_h = rand_vec(&mut r, 1000 * 4);
+    let p = CalibrateParams::new(1000, 0).unwrap();
+    let (src, dst) = (
+        upload(ctx, "copy.src", &[1000, 4], &src_h),
+        zeros(ctx, "copy.dst", &[1000, 4]),
+    );
+    run(ctx, &[calibrate::copy(ctx, &p, &src, &dst).unwrap()]);
+    assert_eq!(dst.read_f32(ctx).unwrap(), src_h);
+    assert_eq!(p.copy_bytes(), 2 * 16 * 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
 // bad input: clear errors before any dispatch
 
 fn err_text<T: std::fmt::Debug>(r: fer_wgpu::Result<T>) -> String {
@@ -919,7 +967,7 @@ fn gpu_validation_errors_become_errors_not_panics() {
     ));
     assert!(e.contains("GPU error while binding broken"), "{e}");
     // An entry point that does not exist names the file and the entry point.
-    let e = err_text(ctx.pipeline(fer_wgpu::gpu::shaders::DENSE, "dense_sideways"));
+    let e = err_text(ctx.pipeline(fer_wgpu::gpu::shaders::DENSE, "dense_sideways", &[]));
     assert!(
         e.contains("dense.wgsl") && e.contains("dense_sideways"),
         "{e}"

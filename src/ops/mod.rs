@@ -14,6 +14,7 @@ pub mod activation;
 pub mod augment;
 pub mod batch;
 pub mod batchnorm;
+pub mod calibrate;
 pub mod conv2d;
 pub mod dense;
 pub mod loss;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::data::Dataset;
 use crate::error::{shape_err, Result};
-use crate::gpu::{DType, GpuContext, GpuTensor, Kernel};
+use crate::gpu::{DType, GpuContext, GpuTensor, Kernel, TimingSource};
 use crate::model::spec::{LayerOp, ParamKind, Plan};
 use crate::model::{HostTensor, ModelSpec, ParamSet};
 use crate::ops::activation::{self, DropoutParams};
@@ -60,10 +60,34 @@ impl Resident {
     }
 }
 
+/// The part of a step a kernel belongs to, for per-layer profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    Forward,
+    /// The gradient with respect to the layer's input.
+    BackwardInput,
+    /// The gradients with respect to the layer's parameters.
+    BackwardParams,
+}
+
+/// The GPU time of one kernel of a profiled step.
+#[derive(Debug, Clone)]
+pub struct KernelTime {
+    pub label: String,
+    /// A layer name from the plan, or `input` (gather, augmentation), `loss` (loss and
+    /// metrics) or `optimizer` (clipping and updates).
+    pub layer: String,
+    pub pass: Pass,
+    pub ms: f64,
+}
+
 /// The kernels of one batch size and mode, in submission order, and the handles to the
 /// values that change between submissions.
 struct Graph {
     kernels: Vec<Kernel>,
+    /// (layer, pass) of each kernel, for profiles.
+    tags: Vec<(String, Pass)>,
     gather: usize,
     gather_params: GatherParams,
     /// (kernel index, params, layer index) of every dropout kernel, forward and backward.
@@ -95,6 +119,8 @@ pub struct GpuTrainer<'c> {
     graph: Graph,
     hyper: wgpu::Buffer,
     eval: HashMap<usize, (Resident, Graph)>,
+    /// The inference graph over the training set that profiles use, built on first use.
+    profile_eval: Option<Graph>,
     t: u64,
     /// Epochs begun so far (the augmentation draws change with the epoch).
     epochs: u32,
@@ -156,6 +182,7 @@ impl<'c> GpuTrainer<'c> {
             graph: placeholder_graph(ctx)?,
             hyper,
             eval: HashMap::new(),
+            profile_eval: None,
             t: 0,
             epochs: 0,
             submissions: 0,
@@ -204,6 +231,7 @@ impl<'c> GpuTrainer<'c> {
         let k = plan.spec.classes;
         let mode = if train { "train" } else { "eval" };
         let mut kernels = vec![];
+        let mut tags = vec![];
         let mut dropout = vec![];
 
         // Gather the batch, and augment it when training with augmentation.
@@ -229,6 +257,7 @@ impl<'c> GpuTrainer<'c> {
             augment_kernel = Some((kernels.len(), p));
             kernels.push(augment::forward(ctx, &p, &gathered, &data.order, &x0)?);
         }
+        tag(&mut tags, &kernels, "input", Pass::Forward);
 
         // Forward, layer by layer.
         let mut acts = vec![x0];
@@ -323,6 +352,7 @@ impl<'c> GpuTrainer<'c> {
                     continue;
                 }
             }
+            tag(&mut tags, &kernels, name, Pass::Forward);
             saved.push(keep);
             acts.push(y);
         }
@@ -377,6 +407,7 @@ impl<'c> GpuTrainer<'c> {
                 counts: &counts,
             },
         )?);
+        tag(&mut tags, &kernels, "loss", Pass::Forward);
 
         if train {
             // Backward, in reverse layer order.
@@ -384,6 +415,7 @@ impl<'c> GpuTrainer<'c> {
             kernels.push(loss::backward_input(
                 ctx, &lp, "loss", &inputs, &outputs, &dlogits,
             )?);
+            tag(&mut tags, &kernels, "loss", Pass::BackwardInput);
             let mut dy = dlogits;
             for (i, layer) in plan.layers.iter().enumerate().rev() {
                 let (x, name) = (&acts[i], layer.name.as_str());
@@ -487,6 +519,16 @@ impl<'c> GpuTrainer<'c> {
                     }
                     _ => {}
                 }
+                // Every op labels its input-gradient kernel `<layer>.backward_input`; the
+                // others of a layer's backward pass produce its parameter gradients.
+                while tags.len() < kernels.len() {
+                    let pass = if kernels[tags.len()].label.ends_with(".backward_input") {
+                        Pass::BackwardInput
+                    } else {
+                        Pass::BackwardParams
+                    };
+                    tags.push((name.to_string(), pass));
+                }
                 dy = dx;
             }
 
@@ -532,9 +574,12 @@ impl<'c> GpuTrainer<'c> {
                     &clip,
                 )?);
             }
+            tag(&mut tags, &kernels, "optimizer", Pass::BackwardParams);
         }
+        debug_assert_eq!(tags.len(), kernels.len());
         Ok(Graph {
             kernels,
+            tags,
             gather: 0,
             gather_params,
             dropout,
@@ -619,12 +664,104 @@ impl<'c> GpuTrainer<'c> {
         }
         Ok((self.read_metrics(false, key)?, probs))
     }
+
+    /// Writes what changes from step to step (batch offset, augmentation epoch, dropout
+    /// seeds, learning rate) into the training graph's parameter buffers.
+    fn write_step_params(&mut self, batch: usize, lr: f32) {
+        self.t += 1;
+        let g = &self.graph;
+        let gp = GatherParams {
+            offset: (batch * g.batch) as u32,
+            ..g.gather_params
+        };
+        g.kernels[g.gather].write_params(self.ctx, bytemuck::bytes_of(&gp));
+        if let Some((index, params)) = g.augment {
+            let p = AugmentParams {
+                offset: gp.offset,
+                epoch: self.epochs - 1,
+                ..params
+            };
+            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
+        }
+        for &(index, params, layer) in &g.dropout {
+            let seed = crate::seed::dropout_seed(self.config.seed, self.t, layer);
+            let p = DropoutParams { seed, ..params };
+            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
+        }
+        let hyper = self.config.optimizer.hyper(lr, self.t);
+        self.ctx
+            .queue
+            .write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
+    }
+
+    /// Runs training step `batch` of the current epoch like [`Backend::step`], with every
+    /// kernel timed (GPU timestamps where the adapter has them). Needs a begun epoch.
+    pub fn profile_step(
+        &mut self,
+        batch: usize,
+        lr: f32,
+    ) -> Result<(Vec<KernelTime>, TimingSource)> {
+        self.write_step_params(batch, lr);
+        let refs: Vec<&Kernel> = self.graph.kernels.iter().collect();
+        let timings = self.ctx.submit_timed(&refs)?;
+        self.submissions += 1;
+        Ok((kernel_times(&self.graph, &timings.ms), timings.source))
+    }
+
+    /// Runs one inference batch (forward, loss and metrics, no backward) over the first
+    /// images of the training set with every kernel timed. The graph is built on first use.
+    pub fn profile_inference(&mut self) -> Result<(Vec<KernelTime>, TimingSource)> {
+        if self.profile_eval.is_none() {
+            let plan = self.plan.clone();
+            self.profile_eval = Some(self.build(&plan, &self.train_data, false)?);
+        }
+        let graph = self.profile_eval.as_ref().expect("built above");
+        let refs: Vec<&Kernel> = graph.kernels.iter().collect();
+        let timings = self.ctx.submit_timed(&refs)?;
+        self.submissions += 1;
+        Ok((kernel_times(graph, &timings.ms), timings.source))
+    }
+
+    /// Runs one inference batch without timing; with [`GpuContext::wait`], a wall-clock
+    /// measure of what inference costs including submission.
+    pub fn run_inference_batch(&mut self) -> Result<()> {
+        if self.profile_eval.is_none() {
+            let plan = self.plan.clone();
+            self.profile_eval = Some(self.build(&plan, &self.train_data, false)?);
+        }
+        let graph = self.profile_eval.as_ref().expect("built above");
+        let refs: Vec<&Kernel> = graph.kernels.iter().collect();
+        self.ctx.submit(&refs)?;
+        self.submissions += 1;
+        Ok(())
+    }
+}
+
+fn kernel_times(graph: &Graph, ms: &[f64]) -> Vec<KernelTime> {
+    graph
+        .kernels
+        .iter()
+        .zip(&graph.tags)
+        .zip(ms)
+        .map(|((k, (layer, pass)), &ms)| KernelTime {
+            label: k.label.clone(),
+            layer: layer.clone(),
+            pass: *pass,
+            ms,
+        })
+        .collect()
+}
+
+/// Tags every kernel added since the last tag with `layer` and `pass`.
+fn tag(tags: &mut Vec<(String, Pass)>, kernels: &[Kernel], layer: &str, pass: Pass) {
+    tags.resize(kernels.len(), (layer.to_string(), pass));
 }
 
 /// An empty graph to hold the place while the real one is built from the trainer itself.
 fn placeholder_graph(ctx: &GpuContext) -> Result<Graph> {
     Ok(Graph {
         kernels: vec![],
+        tags: vec![],
         gather: 0,
         gather_params: GatherParams {
             n: 0,
@@ -678,31 +815,8 @@ impl Backend for GpuTrainer<'_> {
     }
 
     fn step(&mut self, batch: usize, lr: f32) -> Result<()> {
-        self.t += 1;
-        let g = &self.graph;
-        let gp = GatherParams {
-            offset: (batch * g.batch) as u32,
-            ..g.gather_params
-        };
-        g.kernels[g.gather].write_params(self.ctx, bytemuck::bytes_of(&gp));
-        if let Some((index, params)) = g.augment {
-            let p = AugmentParams {
-                offset: gp.offset,
-                epoch: self.epochs - 1,
-                ..params
-            };
-            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
-        }
-        for &(index, params, layer) in &g.dropout {
-            let seed = crate::seed::dropout_seed(self.config.seed, self.t, layer);
-            let p = DropoutParams { seed, ..params };
-            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
-        }
-        let hyper = self.config.optimizer.hyper(lr, self.t);
-        self.ctx
-            .queue
-            .write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
-        let refs: Vec<&Kernel> = g.kernels.iter().collect();
+        self.write_step_params(batch, lr);
+        let refs: Vec<&Kernel> = self.graph.kernels.iter().collect();
         self.ctx.submit(&refs)?;
         self.submissions += 1;
         Ok(())
