@@ -4,8 +4,11 @@
 //                                   * x[n, ci, oy*stride + ky - pad, ox*stride + kx - pad]
 // with out-of-range input positions reading as zero. Host side: src/ops/conv2d.rs; CPU twin:
 // src/cpu/conv2d.rs.
-// TODO(perf): direct kernels, one invocation per output element with no shared-memory tiling;
-// about 0.3-0.5 GFLOP/s on lavapipe. Tiled kernels come with the roofline benchmark.
+//
+// Two sets of kernels with the same contracts: the direct ones (one invocation per output
+// element), the plain statement of each pass and the fallback for kernels too large to stage;
+// and the tiled ones further down (register-blocked implicit GEMMs), which the host uses by
+// default (src/ops/conv2d.rs; FER_CONV_KERNELS=direct selects the direct ones).
 
 struct Conv2dParams {
     n: u32,
@@ -24,6 +27,17 @@ struct Conv2dParams {
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+}
+
+// Fused activation (ops::Epilogue): when true, the forward kernels store relu(y) instead of
+// y, exactly as relu_forward with slope 0 computes it.
+override RELU: bool = false;
+
+fn epilogue(v: f32) -> f32 {
+    if (RELU) {
+        return select(0.0 * v, v, v > 0.0);
+    }
+    return v;
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -65,7 +79,7 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>,
             }
         }
     }
-    y[i] = acc + bias[co];
+    y[i] = epilogue(acc + bias[co]);
 }
 
 // One invocation per input element (n, ci, iy, ix), gathering from every output position whose
@@ -200,7 +214,8 @@ fn tile_origin(wid: vec3<u32>, nwg: vec3<u32>, channels: u32, positions: u32) ->
     return vec3<u32>((tile % blocks) * per_tile, (tile / blocks) * span, u32(tile < tiles));
 }
 
-// Same result as conv2d_forward: y = conv(x, weight) + bias, overwriting y. One workgroup per
+// Same result as conv2d_forward: y = conv(x, weight) + bias (then the epilogue), overwriting y.
+// One workgroup per
 // (4 * CO_GROUPS channels, WG * TN positions) tile; the host dispatches exactly that many.
 @compute @workgroup_size(WG)
 fn conv2d_forward_tiled(@builtin(local_invocation_index) lid: u32,
@@ -283,7 +298,8 @@ fn conv2d_forward_tiled(@builtin(local_invocation_index) lid: u32,
             for (var c = 0u; c < 4u; c++) {
                 let co = co0 + 4u * g + c;
                 if (co < p.c_out) {
-                    y[((n * p.c_out + co) * p.oh + oy) * p.ow + ox] = acc[j * 4u + g][c] + bias[co];
+                    let v = acc[j * 4u + g][c] + bias[co];
+                    y[((n * p.c_out + co) * p.oh + oy) * p.ow + ox] = epilogue(v);
                 }
             }
         }
@@ -349,8 +365,8 @@ fn conv2d_backward_input_tiled(@builtin(local_invocation_index) lid: u32,
                         let ox = u32(tx) / p.stride;
                         let hit = ty >= 0 && tx >= 0 && u32(ty) % p.stride == 0u
                             && u32(tx) % p.stride == 0u && oy < p.oh && ox < p.ow;
-                        let v = dy[base[j] + plane + min(oy, p.oh - 1u) * p.ow + min(ox, p.ow - 1u)];
-                        dyv[j] = select(0.0, v, hit);
+                        let at = plane + min(oy, p.oh - 1u) * p.ow + min(ox, p.ow - 1u);
+                        dyv[j] = select(0.0, dy[base[j] + at], hit);
                     }
                     for (var g = 0u; g < CO_GROUPS; g++) {
                         let wv = w_tile[slot + g];

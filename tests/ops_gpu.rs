@@ -17,6 +17,7 @@ use fer_wgpu::ops::conv2d::{self, Conv2dParams};
 use fer_wgpu::ops::dense::{self, DenseParams};
 use fer_wgpu::ops::loss::{self, LossInputs, LossOutputs, LossParams};
 use fer_wgpu::ops::pool::{self, PoolParams};
+use fer_wgpu::ops::Epilogue;
 
 fn upload(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
     GpuTensor::from_f32(ctx, label, shape, data).unwrap()
@@ -84,7 +85,10 @@ fn conv2d_variant_matches_cpu_reference(variant: conv2d::Variant) {
         let dw = zeros(ctx, "dw", &p.weight_shape());
         let db = zeros(ctx, "db", &[c_out]);
         let mut kernels =
-            vec![conv2d::forward_variant(ctx, &p, variant, "c", &x, &w, &b, &y).unwrap()];
+            vec![
+                conv2d::forward_with(ctx, &p, variant, Epilogue::None, "c", &x, &w, &b, &y)
+                    .unwrap(),
+            ];
         kernels.push(conv2d::backward_input_variant(ctx, &p, variant, "c", &dy, &w, &dx).unwrap());
         kernels
             .extend(conv2d::backward_weight_variant(ctx, &p, variant, "c", &dy, &x, &dw).unwrap());
@@ -367,8 +371,14 @@ fn batchnorm_matches_cpu_reference() {
         };
         // Inference first: it reads the running statistics before training updates them.
         let mut kernels =
-            vec![batchnorm::forward_infer(ctx, &p, "bn", &x, &state, &y_inf).unwrap()];
-        kernels.extend(batchnorm::forward_train(ctx, &p, "bn", &x, &state, &stats, &y).unwrap());
+            vec![
+                batchnorm::forward_infer(ctx, &p, Epilogue::None, "bn", &x, &state, &y_inf)
+                    .unwrap(),
+            ];
+        kernels.extend(
+            batchnorm::forward_train(ctx, &p, Epilogue::None, "bn", &x, &state, &stats, &y)
+                .unwrap(),
+        );
         if p.count() >= 2 {
             kernels.extend(
                 batchnorm::backward(ctx, &p, "bn", &dy, &x, &gamma, &stats, &grads).unwrap(),
@@ -787,7 +797,10 @@ fn reductions_are_bit_identical_run_after_run() {
         };
         let mut k = conv2d::backward_weight(ctx, &p, "c", &dy, &x, &dw).unwrap();
         k.extend(conv2d::backward_bias(ctx, &p, "c", &dy, &db).unwrap());
-        k.extend(batchnorm::forward_train(ctx, &bn, "bn", &x, &state, &stats, &y).unwrap());
+        k.extend(
+            batchnorm::forward_train(ctx, &bn, Epilogue::None, "bn", &x, &state, &stats, &y)
+                .unwrap(),
+        );
         run(ctx, &k);
         let bits = |t: &GpuTensor| -> Vec<u32> {
             t.read_f32(ctx)
@@ -805,6 +818,73 @@ fn reductions_are_bit_identical_run_after_run() {
             "a reduction changed between identical runs"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fused epilogues: conv + ReLU and batch norm + ReLU store exactly relu(unfused output)
+
+#[test]
+fn fused_relu_equals_relu_of_the_unfused_output() {
+    let ctx = gpu();
+    let relu = |v: &[f32]| {
+        cpu::activation::relu_forward(&ReluParams::new(v.len(), 0.0).unwrap(), v).unwrap()
+    };
+    let x_shape = [2, 5, 9, 7];
+    let mut r = rng(900);
+    let x_h = rand_vec(&mut r, x_shape.iter().product());
+    let x = upload(ctx, "x", &x_shape, &x_h);
+    for variant in [conv2d::Variant::Tiled, conv2d::Variant::Direct] {
+        let p = Conv2dParams::new(x_shape, 6, [3, 3], 1, 1).unwrap();
+        let w = upload(ctx, "w", &p.weight_shape(), &rand_vec(&mut r, 6 * 5 * 9));
+        let b = upload(ctx, "b", &[6], &rand_vec(&mut r, 6));
+        let (y, y_fused) = (
+            zeros(ctx, "y", &p.y_shape()),
+            zeros(ctx, "yf", &p.y_shape()),
+        );
+        let plain = conv2d::forward_with(ctx, &p, variant, Epilogue::None, "c", &x, &w, &b, &y);
+        let fused =
+            conv2d::forward_with(ctx, &p, variant, Epilogue::Relu, "c", &x, &w, &b, &y_fused);
+        run(ctx, &[plain.unwrap(), fused.unwrap()]);
+        let want = relu(&y.read_f32(ctx).unwrap());
+        assert!(want.contains(&0.0) && want.iter().any(|v| *v > 0.0));
+        compare(
+            &format!("conv2d {variant:?} + relu"),
+            &y_fused.read_f32(ctx).unwrap(),
+            &want,
+            Tolerance::EXACT,
+        );
+    }
+
+    let p = BatchNormParams::new(x_shape, 1e-5, 0.1).unwrap();
+    let c = [x_shape[1]];
+    let (g, b) = (
+        upload(ctx, "g", &c, &[1.5; 5]),
+        upload(ctx, "b", &c, &[0.2; 5]),
+    );
+    let (rm, rv) = (zeros(ctx, "rm", &c), upload(ctx, "rv", &c, &[1.0; 5]));
+    let state = BatchNormState {
+        gamma: &g,
+        beta: &b,
+        running_mean: &rm,
+        running_var: &rv,
+    };
+    let (m, v) = (zeros(ctx, "m", &c), zeros(ctx, "v", &c));
+    let stats = BatchStats { mean: &m, var: &v };
+    let (y, y_fused) = (zeros(ctx, "y", &x_shape), zeros(ctx, "yf", &x_shape));
+    let mut k =
+        batchnorm::forward_train(ctx, &p, Epilogue::None, "bn", &x, &state, &stats, &y).unwrap();
+    k.extend(
+        batchnorm::forward_train(ctx, &p, Epilogue::Relu, "bn", &x, &state, &stats, &y_fused)
+            .unwrap(),
+    );
+    run(ctx, &k);
+    let want = relu(&y.read_f32(ctx).unwrap());
+    compare(
+        "batchnorm + relu",
+        &y_fused.read_f32(ctx).unwrap(),
+        &want,
+        Tolerance::EXACT,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

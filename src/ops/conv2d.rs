@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{shape_err, Result};
 use crate::gpu::shaders::{self, WORKGROUP_SIZE};
 use crate::gpu::{DType, GpuContext, GpuTensor, Kernel};
-use crate::ops::{expect, nonzero, parts_for, reduce, to_u32, REDUCE_CHUNK};
+use crate::ops::{expect, nonzero, parts_for, reduce, to_u32, Epilogue, REDUCE_CHUNK};
 
 const OP: &str = "conv2d";
 
@@ -147,9 +147,20 @@ impl Variant {
 /// The tiling of a tiled kernel whose tile splits `channels` and covers `positions`: the
 /// `CO_GROUPS` constant (vec4 groups of channels per invocation: as few as cover the
 /// channels, at most 4) and the number of invocations to dispatch (one workgroup per tile).
-/// None when one channel's taps do not fit the staged weights: use the direct kernel.
-fn tiling(variant: Variant, p: &Conv2dParams, channels: u32, positions: u32) -> Option<(u32, u32)> {
-    if variant == Variant::Direct {
+/// None when one channel's taps do not fit the staged weights or the adapter offers less
+/// workgroup memory than the kernels use (WebGPU guarantees 16 KiB; they use 12): use the
+/// direct kernel.
+fn tiling(
+    ctx: &GpuContext,
+    variant: Variant,
+    p: &Conv2dParams,
+    channels: u32,
+    positions: u32,
+) -> Option<(u32, u32)> {
+    // Staged weights and, in the weight gradient, staged position offsets (M_SLOTS vec4s).
+    const WORKGROUP_BYTES: u32 = (W_SLOTS + 256) * 16;
+    if variant == Variant::Direct || ctx.limits.max_compute_workgroup_storage_size < WORKGROUP_BYTES
+    {
         return None;
     }
     // 1, 2 or 4 groups (the shader's accumulators come in those counts).
@@ -171,15 +182,26 @@ pub fn forward(
     bias: &GpuTensor,
     y: &GpuTensor,
 ) -> Result<Kernel> {
-    forward_variant(ctx, p, Variant::from_env(), name, x, weight, bias, y)
+    forward_with(
+        ctx,
+        p,
+        Variant::from_env(),
+        Epilogue::None,
+        name,
+        x,
+        weight,
+        bias,
+        y,
+    )
 }
 
-/// [`forward`] with the given kernels.
+/// [`forward`] with the given kernels, applying `epilogue` (a fused ReLU) before the store.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_variant(
+pub fn forward_with(
     ctx: &GpuContext,
     p: &Conv2dParams,
     variant: Variant,
+    epilogue: Epilogue,
     name: &str,
     x: &GpuTensor,
     weight: &GpuTensor,
@@ -198,19 +220,20 @@ pub fn forward_variant(
     ];
     let label = format!("{name}.forward");
     let params = bytemuck::bytes_of(p);
-    match tiling(variant, p, p.c_out, p.n * p.oh * p.ow) {
+    match tiling(ctx, variant, p, p.c_out, p.n * p.oh * p.ow) {
         Some((groups, invocations)) => ctx.kernel_with(
             shaders::CONV2D,
             "conv2d_forward_tiled",
-            &[("CO_GROUPS", f64::from(groups))],
+            &[("CO_GROUPS", f64::from(groups)), epilogue.constant()],
             &label,
             params,
             &bindings,
             invocations,
         ),
-        None => ctx.kernel(
+        None => ctx.kernel_with(
             shaders::CONV2D,
             "conv2d_forward",
+            &[epilogue.constant()],
             &label,
             params,
             &bindings,
@@ -247,7 +270,7 @@ pub fn backward_input_variant(
     let bindings = [(2, &weight.buffer), (5, &dy.buffer), (6, &dx.buffer)];
     let label = format!("{name}.backward_input");
     let params = bytemuck::bytes_of(p);
-    match tiling(variant, p, p.c_in, p.n * p.h * p.w) {
+    match tiling(ctx, variant, p, p.c_in, p.n * p.h * p.w) {
         Some((groups, invocations)) => ctx.kernel_with(
             shaders::CONV2D,
             "conv2d_backward_input_tiled",
@@ -296,7 +319,7 @@ pub fn backward_weight_variant(
     expect(OP, "dweight", dweight, &p.weight_shape(), DType::F32)?;
     let inputs = [(1, &x.buffer), (5, &dy.buffer)];
     let taps = p.kh * p.kw;
-    let Some((groups, _)) = tiling(variant, p, p.c_out, 1) else {
+    let Some((groups, _)) = tiling(ctx, variant, p, p.c_out, 1) else {
         return partials_then_sum(ctx, p, name, "weight", &inputs, dweight);
     };
     // Invocations per block of TN taps: enough to fill a workgroup when there are few.

@@ -15,7 +15,7 @@ use crate::ops::batchnorm::{self, BatchNormGrads, BatchNormState, BatchStats};
 use crate::ops::loss::{self, LossInputs, LossOutputs, LossParams};
 use crate::ops::metrics::{self, Accumulators, MetricsParams};
 use crate::ops::optim::{self, ParamSlot};
-use crate::ops::{conv2d, dense, pool};
+use crate::ops::{conv2d, dense, pool, Epilogue};
 use crate::train::{Backend, EpochStats, EvalReport, TrainConfig};
 
 /// One parameter tensor on the GPU, with its gradient and optimizer state when trainable.
@@ -259,17 +259,41 @@ impl<'c> GpuTrainer<'c> {
         }
         tag(&mut tags, &kernels, "input", Pass::Forward);
 
-        // Forward, layer by layer.
+        // Forward, layer by layer. A convolution or batch norm followed by a ReLU (slope 0)
+        // applies it in its own store (one pass over memory less); the ReLU layer then has no
+        // forward kernel and its output is the same tensor. Its backward pass reads that
+        // tensor, which is positive exactly where the pre-activation is.
+        let fuses = |i: usize| {
+            matches!(
+                plan.layers.get(i + 1).map(|l| &l.op),
+                Some(LayerOp::Relu(r)) if r.slope == 0.0
+            ) && matches!(
+                plan.layers[i].op,
+                LayerOp::Conv2d(_) | LayerOp::BatchNorm(_)
+            )
+        };
         let mut acts = vec![x0];
         let mut saved = vec![];
         for (i, layer) in plan.layers.iter().enumerate() {
             let (x, name) = (&acts[i], layer.name.as_str());
+            if i > 0 && fuses(i - 1) {
+                saved.push(Saved::None);
+                acts.push(x.reshaped(&layer.out_shape, &format!("{name}.y"))?);
+                continue;
+            }
+            let epilogue = if fuses(i) {
+                Epilogue::Relu
+            } else {
+                Epilogue::None
+            };
             let y = zeros(ctx, &format!("{mode}.{name}.y"), &layer.out_shape)?;
             let mut keep = Saved::None;
             match &layer.op {
-                LayerOp::Conv2d(p) => kernels.push(conv2d::forward(
+                LayerOp::Conv2d(p) => kernels.push(conv2d::forward_with(
                     ctx,
                     p,
+                    conv2d::Variant::from_env(),
+                    epilogue,
                     name,
                     x,
                     &self.param(name, ParamKind::Weight).value,
@@ -305,6 +329,7 @@ impl<'c> GpuTrainer<'c> {
                         kernels.extend(batchnorm::forward_train(
                             ctx,
                             p,
+                            epilogue,
                             name,
                             &xv,
                             &state,
@@ -316,7 +341,9 @@ impl<'c> GpuTrainer<'c> {
                         )?);
                         keep = Saved::Stats(mean, var);
                     } else {
-                        kernels.push(batchnorm::forward_infer(ctx, p, name, &xv, &state, &yv)?);
+                        kernels.push(batchnorm::forward_infer(
+                            ctx, p, epilogue, name, &xv, &state, &yv,
+                        )?);
                     }
                 }
                 LayerOp::Relu(p) => kernels.push(activation::relu_forward(ctx, p, name, x, &y)?),
