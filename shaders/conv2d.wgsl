@@ -398,6 +398,99 @@ fn conv2d_backward_input_tiled(@builtin(local_invocation_index) lid: u32,
     }
 }
 
+// Kernel width of conv2d_backward_input_rows, fixed per pipeline so that its window loops have
+// constant trip counts and the window stays in registers.
+override KW: u32 = 3u;
+const WINDOW_MAX: u32 = 32u;
+
+// Same result as conv2d_backward_input_tiled for stride 1 (the host checks, and that
+// TN + KW - 1 <= WINDOW_MAX). An invocation owns TN consecutive inputs of one row (a segment;
+// the last segment of a row may be part empty) and 4 * CO_GROUPS input channels. Per row of
+// dy it loads the TN + KW - 1 values the segment's taps reach once and reuses each for every
+// tap: layers with few input channels (the first convolution has one) are bound by these
+// loads, not by the multiply-adds. Sums run over (co, ky, kx) in ascending order.
+@compute @workgroup_size(WG)
+fn conv2d_backward_input_rows(@builtin(local_invocation_index) lid: u32,
+                              @builtin(workgroup_id) wid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let per_row = (p.w + TN - 1u) / TN;
+    let segments = p.n * p.h * per_row;
+    // tile_origin counts positions; a segment is TN of them.
+    let origin = tile_origin(wid, nwg, p.c_in, segments * TN);
+    if (origin.z == 0u) {
+        return;
+    }
+    let ci0 = origin.x;
+    let live = origin.y / TN + lid < segments;
+    let seg = min(origin.y / TN + lid, segments - 1u);
+    let ix0 = (seg % per_row) * TN;
+    let iy = (seg / per_row) % p.h;
+    let n = seg / (per_row * p.h);
+    // dy column of window slot 0: input ix0 + j takes tap kx from slot j + KW - 1 - kx.
+    // Unsigned wrap-around makes columns left of dy compare >= ow.
+    let start = ix0 + p.pad - (KW - 1u);
+    let taps = p.kh * KW;
+    let co_step = max(1u, W_SLOTS / (CO_GROUPS * taps));
+    var acc: array<vec4<f32>, 32>; // [TN, CO_GROUPS] used of [TN, 4]
+    for (var co0 = 0u; co0 < p.c_out; co0 += co_step) {
+        let co1 = min(co0 + co_step, p.c_out);
+        // Stage weight[co, ci0 + 4g + c, tap] in slot ((co - co0) * taps + tap) * CO_GROUPS + g.
+        workgroupBarrier();
+        for (var s = lid; s < (co1 - co0) * taps * CO_GROUPS; s += WG) {
+            let ci = ci0 + 4u * (s % CO_GROUPS);
+            let t = s / CO_GROUPS;
+            let at = (co0 + t / taps) * p.c_in * taps + t % taps; // weight[co, 0, tap]
+            w_tile[s] = vec4<f32>(
+                weight_or_zero(ci, p.c_in, at + ci * taps),
+                weight_or_zero(ci + 1u, p.c_in, at + (ci + 1u) * taps),
+                weight_or_zero(ci + 2u, p.c_in, at + (ci + 2u) * taps),
+                weight_or_zero(ci + 3u, p.c_in, at + (ci + 3u) * taps),
+            );
+        }
+        workgroupBarrier();
+        var slot = 0u;
+        for (var co = co0; co < co1; co++) {
+            let plane = (n * p.c_out + co) * p.oh;
+            for (var ky = 0u; ky < p.kh; ky++) {
+                let oy = iy + p.pad - ky; // wraps above dy: >= oh
+                let row = (plane + min(oy, p.oh - 1u)) * p.ow;
+                var window: array<f32, WINDOW_MAX>;
+                for (var t = 0u; t < TN + KW - 1u; t++) {
+                    let ox = start + t;
+                    let v = dy[row + min(ox, p.ow - 1u)];
+                    window[t] = select(0.0, v, oy < p.oh && ox < p.ow);
+                }
+                for (var kx = 0u; kx < KW; kx++) {
+                    for (var g = 0u; g < CO_GROUPS; g++) {
+                        let wv = w_tile[slot + g];
+                        for (var j = 0u; j < TN; j++) {
+                            acc[j * 4u + g] += window[j + KW - 1u - kx] * wv;
+                        }
+                    }
+                    slot += CO_GROUPS;
+                }
+            }
+        }
+    }
+    if (!live) {
+        return;
+    }
+    for (var j = 0u; j < TN; j++) {
+        let ix = ix0 + j;
+        if (ix >= p.w) {
+            break;
+        }
+        for (var g = 0u; g < CO_GROUPS; g++) {
+            for (var c = 0u; c < 4u; c++) {
+                let ci = ci0 + 4u * g + c;
+                if (ci < p.c_in) {
+                    dx[((n * p.c_in + ci) * p.h + iy) * p.w + ix] = acc[j * 4u + g][c];
+                }
+            }
+        }
+    }
+}
+
 // Positions per round of conv2d_backward_weight_partial_tiled, and their staged offsets.
 const M_SLOTS: u32 = 256u;
 var<workgroup> m_tile: array<vec4<i32>, M_SLOTS>;

@@ -123,6 +123,8 @@ impl Conv2dParams {
 const W_SLOTS: u32 = 512;
 /// Positions per invocation in the tiled kernels (`TN` in conv2d.wgsl).
 const TN: u32 = 8;
+/// Largest dy window of `conv2d_backward_input_rows` (`WINDOW_MAX` in conv2d.wgsl).
+const WINDOW_MAX: u32 = 32;
 
 /// Which kernels compute the forward pass and the input and weight gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +272,21 @@ pub fn backward_input_variant(
     let bindings = [(2, &weight.buffer), (5, &dy.buffer), (6, &dx.buffer)];
     let label = format!("{name}.backward_input");
     let params = bytemuck::bytes_of(p);
+    // Stride 1: row segments that load each dy value once for all the taps that read it.
+    let segments = p.n * p.h * p.w.div_ceil(TN);
+    if p.stride == 1 && TN + p.kw - 1 <= WINDOW_MAX {
+        if let Some((groups, invocations)) = tiling(ctx, variant, p, p.c_in, segments * TN) {
+            return ctx.kernel_with(
+                shaders::CONV2D,
+                "conv2d_backward_input_rows",
+                &[("CO_GROUPS", f64::from(groups)), ("KW", f64::from(p.kw))],
+                &label,
+                params,
+                &bindings,
+                invocations,
+            );
+        }
+    }
     match tiling(ctx, variant, p, p.c_in, p.n * p.h * p.w) {
         Some((groups, invocations)) => ctx.kernel_with(
             shaders::CONV2D,
