@@ -398,10 +398,96 @@ fn conv2d_backward_input_tiled(@builtin(local_invocation_index) lid: u32,
     }
 }
 
-// Kernel width of conv2d_backward_input_rows, fixed per pipeline so that its window loops have
+// Kernel width of the `_rows` kernels, fixed per pipeline so that their window loops have
 // constant trip counts and the window stays in registers.
 override KW: u32 = 3u;
 const WINDOW_MAX: u32 = 32u;
+
+// Same result as conv2d_forward_tiled for stride 1 (the host checks, and that
+// TN + KW - 1 <= WINDOW_MAX). An invocation owns TN consecutive outputs of one row (a segment;
+// the last segment of a row may be part empty) and 4 * CO_GROUPS channels. Per input row it
+// loads the TN + KW - 1 values the segment's windows cover once and reuses each for every tap
+// that reads it: KW times fewer loads of x than one load per tap and output.
+@compute @workgroup_size(WG)
+fn conv2d_forward_rows(@builtin(local_invocation_index) lid: u32,
+                       @builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+    let per_row = (p.ow + TN - 1u) / TN;
+    let segments = p.n * p.oh * per_row;
+    // tile_origin counts positions; a segment is TN of them.
+    let origin = tile_origin(wid, nwg, p.c_out, segments * TN);
+    if (origin.z == 0u) {
+        return;
+    }
+    let co0 = origin.x;
+    let live = origin.y / TN + lid < segments;
+    let seg = min(origin.y / TN + lid, segments - 1u);
+    let ox0 = (seg % per_row) * TN;
+    let oy = (seg / per_row) % p.oh;
+    let n = seg / (per_row * p.oh);
+    let start = ox0 - p.pad; // x column of window slot 0; wraps left of x: >= w
+    let taps = p.kh * KW;
+    let k_all = p.c_in * taps;
+    let ci_step = max(1u, W_SLOTS / (CO_GROUPS * taps));
+    var acc: array<vec4<f32>, 32>; // [TN, CO_GROUPS] used of [TN, 4]
+    for (var ci0 = 0u; ci0 < p.c_in; ci0 += ci_step) {
+        let ci1 = min(ci0 + ci_step, p.c_in);
+        // Stage weight[co0 + 4g + c, k] for the round's taps in slot (k - k0) * CO_GROUPS + g.
+        workgroupBarrier();
+        for (var s = lid; s < (ci1 - ci0) * taps * CO_GROUPS; s += WG) {
+            let co = co0 + 4u * (s % CO_GROUPS);
+            let k = ci0 * taps + s / CO_GROUPS;
+            w_tile[s] = vec4<f32>(
+                weight_or_zero(co, p.c_out, co * k_all + k),
+                weight_or_zero(co + 1u, p.c_out, (co + 1u) * k_all + k),
+                weight_or_zero(co + 2u, p.c_out, (co + 2u) * k_all + k),
+                weight_or_zero(co + 3u, p.c_out, (co + 3u) * k_all + k),
+            );
+        }
+        workgroupBarrier();
+        var slot = 0u;
+        for (var ci = ci0; ci < ci1; ci++) {
+            let plane = (n * p.c_in + ci) * p.h;
+            for (var ky = 0u; ky < p.kh; ky++) {
+                let iy = oy + ky - p.pad; // wraps above x: >= h
+                let row = (plane + min(iy, p.h - 1u)) * p.w;
+                var window: array<f32, WINDOW_MAX>;
+                for (var t = 0u; t < TN + KW - 1u; t++) {
+                    let ix = start + t;
+                    let v = x[row + min(ix, p.w - 1u)];
+                    window[t] = select(0.0, v, iy < p.h && ix < p.w);
+                }
+                for (var kx = 0u; kx < KW; kx++) {
+                    for (var g = 0u; g < CO_GROUPS; g++) {
+                        let wv = w_tile[slot + g];
+                        for (var j = 0u; j < TN; j++) {
+                            acc[j * 4u + g] += window[j + kx] * wv;
+                        }
+                    }
+                    slot += CO_GROUPS;
+                }
+            }
+        }
+    }
+    if (!live) {
+        return;
+    }
+    for (var j = 0u; j < TN; j++) {
+        let ox = ox0 + j;
+        if (ox >= p.ow) {
+            break;
+        }
+        for (var g = 0u; g < CO_GROUPS; g++) {
+            for (var c = 0u; c < 4u; c++) {
+                let co = co0 + 4u * g + c;
+                if (co < p.c_out) {
+                    let v = acc[j * 4u + g][c] + bias[co];
+                    y[((n * p.c_out + co) * p.oh + oy) * p.ow + ox] = epilogue(v);
+                }
+            }
+        }
+    }
+}
 
 // Same result as conv2d_backward_input_tiled for stride 1 (the host checks, and that
 // TN + KW - 1 <= WINDOW_MAX). An invocation owns TN consecutive inputs of one row (a segment;

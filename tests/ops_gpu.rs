@@ -833,8 +833,13 @@ fn fused_relu_equals_relu_of_the_unfused_output() {
     let mut r = rng(900);
     let x_h = rand_vec(&mut r, x_shape.iter().product());
     let x = upload(ctx, "x", &x_shape, &x_h);
-    for variant in [conv2d::Variant::Tiled, conv2d::Variant::Direct] {
-        let p = Conv2dParams::new(x_shape, 6, [3, 3], 1, 1).unwrap();
+    // Stride 1 runs the row-segment kernel, stride 2 the general tiled one.
+    for (variant, stride) in [
+        (conv2d::Variant::Tiled, 1),
+        (conv2d::Variant::Tiled, 2),
+        (conv2d::Variant::Direct, 1),
+    ] {
+        let p = Conv2dParams::new(x_shape, 6, [3, 3], stride, 1).unwrap();
         let w = upload(ctx, "w", &p.weight_shape(), &rand_vec(&mut r, 6 * 5 * 9));
         let b = upload(ctx, "b", &[6], &rand_vec(&mut r, 6));
         let (y, y_fused) = (
@@ -848,7 +853,7 @@ fn fused_relu_equals_relu_of_the_unfused_output() {
         let want = relu(&y.read_f32(ctx).unwrap());
         assert!(want.contains(&0.0) && want.iter().any(|v| *v > 0.0));
         compare(
-            &format!("conv2d {variant:?} + relu"),
+            &format!("conv2d {variant:?} stride {stride} + relu"),
             &y_fused.read_f32(ctx).unwrap(),
             &want,
             Tolerance::EXACT,

@@ -123,7 +123,7 @@ impl Conv2dParams {
 const W_SLOTS: u32 = 512;
 /// Positions per invocation in the tiled kernels (`TN` in conv2d.wgsl).
 const TN: u32 = 8;
-/// Largest dy window of `conv2d_backward_input_rows` (`WINDOW_MAX` in conv2d.wgsl).
+/// Largest window of the `_rows` kernels (`WINDOW_MAX` in conv2d.wgsl).
 const WINDOW_MAX: u32 = 32;
 
 /// Which kernels compute the forward pass and the input and weight gradients.
@@ -222,6 +222,25 @@ pub fn forward_with(
     ];
     let label = format!("{name}.forward");
     let params = bytemuck::bytes_of(p);
+    // Stride 1: row segments that load each x value once for all the taps that read it.
+    let segments = p.n * p.oh * p.ow.div_ceil(TN);
+    if p.stride == 1 && TN + p.kw - 1 <= WINDOW_MAX {
+        if let Some((groups, invocations)) = tiling(ctx, variant, p, p.c_out, segments * TN) {
+            return ctx.kernel_with(
+                shaders::CONV2D,
+                "conv2d_forward_rows",
+                &[
+                    ("CO_GROUPS", f64::from(groups)),
+                    ("KW", f64::from(p.kw)),
+                    epilogue.constant(),
+                ],
+                &label,
+                params,
+                &bindings,
+                invocations,
+            );
+        }
+    }
     match tiling(ctx, variant, p, p.c_out, p.n * p.oh * p.ow) {
         Some((groups, invocations)) => ctx.kernel_with(
             shaders::CONV2D,
