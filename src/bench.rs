@@ -477,7 +477,7 @@ impl BenchReport {
             let _ = writeln!(s, "\n{}, batch {}", m.model, m.batch);
             let _ = writeln!(
                 s,
-                "{:<10} {:<28} {:<9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>7}",
+                "{:<10} {:<26} {:<9} {:>9} {:>8} {:>8} {:>6} {:>6} {:>6}",
                 "layer", "op", "pass", "ms", "MFLOP", "GFLOP/s", "GB/s", "FLOP/B", "roof"
             );
             for r in self
@@ -499,7 +499,7 @@ impl BenchReport {
                 };
                 let _ = writeln!(
                     s,
-                    "{:<10} {:<28} {:<9} {:>10.3} {:>9.1} {:>9} {:>9} {:>8} {:>7}",
+                    "{:<10} {:<26} {:<9} {:>9.3} {:>8.1} {:>8} {:>6} {:>6} {:>6}",
                     r.layer,
                     r.op,
                     pass_name(r.pass),
@@ -513,8 +513,8 @@ impl BenchReport {
             }
             let _ = writeln!(
                 s,
-                "training step: {:.2} ms GPU, {:.2} ms wall -> {:.1} images/s; inference: \
-                 {:.3} ms/image GPU, {:.3} ms/image wall -> {:.1} images/s",
+                "training step: {:.2} ms GPU, {:.2} ms wall -> {:.1} images/s\n\
+                 inference: {:.3} ms/image GPU, {:.3} ms/image wall -> {:.1} images/s",
                 m.step_gpu_ms,
                 m.step_wall_ms,
                 m.train_images_per_s,
