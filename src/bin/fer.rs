@@ -347,7 +347,7 @@ fn train(cli: &Cli, args: &TrainArgs) -> fer_wgpu::Result<()> {
     });
     let n_runs = exp.splits.len() * exp.settings.seeds;
     if let (Some(faces), false) = (&exp.build.faces, cli.quiet) {
-        eprintln!("face mode ({:?} cache): {faces}", exp.build.cache);
+        eprintln!("face mode ({}): {faces}", exp.build.cache);
     }
     if !cli.quiet {
         eprintln!(
@@ -526,7 +526,7 @@ fn evaluate(cli: &Cli, checkpoint: &Path, data: &Path, load: &LoadArgs) -> fer_w
     let cache = fer_wgpu::data::cache::default_dir();
     let (dataset, build) = build_dataset_cached(&raw, &task, &pre, cache.as_deref())?;
     if let Some(faces) = &build.faces {
-        eprintln!("face mode ({:?} cache): {faces}", build.cache);
+        eprintln!("face mode ({}): {faces}", build.cache);
     }
     let compute = compute(cli)?;
     let mut model = model_from(&ckpt, &dataset, &compute)?;

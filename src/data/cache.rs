@@ -42,6 +42,16 @@ pub enum CacheStatus {
     Miss,
 }
 
+impl std::fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Off => "no cache",
+            Self::Hit => "crops from the cache",
+            Self::Miss => "crops computed and cached",
+        })
+    }
+}
+
 /// The default cache folder: `$XDG_CACHE_HOME/fer-wgpu`, else `$HOME/.cache/fer-wgpu`.
 pub fn default_dir() -> Option<PathBuf> {
     let nonempty = |k: &str| {

@@ -349,7 +349,7 @@ impl Experiment {
         let cache = cache_dir(&settings);
         let (data, build) = build_dataset_cached(&raw, &task, &preprocess, cache.as_deref())?;
         if let Some(faces) = &build.faces {
-            log::info!("face mode ({:?} cache): {faces}", build.cache);
+            log::info!("face mode ({}): {faces}", build.cache);
         }
         let splits = make_splits(&settings, &data)?;
         for s in &splits {
