@@ -64,18 +64,22 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(|d| d.join("fer-wgpu"))
 }
 
-/// 64-bit FNV-1a: small, stable across Rust versions (unlike `DefaultHasher`), and plenty
-/// for telling data sets apart; the header check below catches the rest.
-struct Fnv(u64);
+/// Two 64-bit FNV-1a hashes from different starting states: small, stable across Rust
+/// versions (unlike `DefaultHasher`), and 128 bits, so two data sets of the same size and
+/// settings (which the header check cannot tell apart) practically never share a key.
+struct Fnv([u64; 2]);
 
 impl Fnv {
     fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
+        // The standard offset basis, and the hash of "fer-wgpu" from it.
+        Self([0xcbf2_9ce4_8422_2325, 0xea35_ac01_d81a_585c])
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        for h in &mut self.0 {
+            for &b in bytes {
+                *h = (*h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
         }
     }
 }
@@ -98,7 +102,7 @@ pub fn key(raw: &RawSet, pre: &Preprocess) -> String {
         h.write(&s.image.height().to_le_bytes());
         h.write(s.image.as_raw());
     }
-    format!("{:016x}", h.0)
+    format!("{:016x}{:016x}", h.0[0], h.0[1])
 }
 
 #[derive(Serialize, Deserialize)]
