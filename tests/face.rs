@@ -270,10 +270,12 @@ fn no_face_and_tiny_images_get_the_fallback_crop_and_say_why() {
 
 #[test]
 fn several_faces_use_the_most_confident_and_count_them() {
-    let (a, b) = (
-        one_face(),
-        generate(&SynthOptions::default()).swap_remove(100),
-    );
+    let two_people = generate(&SynthOptions {
+        people: 2,
+        per_expression: 1,
+        ..SynthOptions::default()
+    });
+    let (a, b) = (one_face(), two_people[10].clone());
     let mut two = canvas(&a.image, 560, 300, 128, 10, 20);
     image::imageops::replace(&mut two, &b.image, 290, 30);
     let faces = detect(&two, 2.0);
