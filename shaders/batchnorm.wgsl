@@ -24,6 +24,9 @@ struct BatchNormParams {
     momentum: f32,
 }
 
+// Fused activation (ops::Epilogue): when true, batchnorm_forward stores relu(y).
+override RELU: bool = false;
+
 @group(0) @binding(0) var<uniform> p: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;                // [n, c, h, w]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;          // [n, c, h, w]
@@ -85,7 +88,7 @@ fn batchnorm_sqdev_partial(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 // One invocation per element: normalize with the statistics bound as mean and var_ (the
-// batch's in training, the running ones in inference). Overwrites y.
+// batch's in training, the running ones in inference), then the epilogue. Overwrites y.
 @compute @workgroup_size(WG)
 fn batchnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -94,7 +97,12 @@ fn batchnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>,
         return;
     }
     let c = (i / (p.h * p.w)) % p.c;
-    y[i] = (x[i] - mean[c]) * inverseSqrt(var_[c] + p.eps) * gamma[c] + beta[c];
+    let v = (x[i] - mean[c]) * inverseSqrt(var_[c] + p.eps) * gamma[c] + beta[c];
+    if (RELU) {
+        y[i] = select(0.0 * v, v, v > 0.0); // as relu_forward with slope 0
+    } else {
+        y[i] = v;
+    }
 }
 
 // One invocation per channel: running = (1 - momentum) * running + momentum * batch, with the

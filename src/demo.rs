@@ -13,7 +13,7 @@ use crate::check::{error_stats, ErrorStats};
 use crate::cpu;
 use crate::error::Result;
 use crate::gpu::{DType, GpuContext, GpuTensor, Kernel, TimingSource};
-use crate::ops::{activation, batchnorm, conv2d, dense, loss, pool};
+use crate::ops::{activation, batchnorm, conv2d, dense, loss, pool, Epilogue};
 
 /// One op direction of the demo.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ pub fn run(ctx: &GpuContext, n: usize, seed: u64) -> Result<DemoReport> {
         mean: &mean,
         var: &var,
     };
-    let k = batchnorm::forward_train(ctx, &bn_p, "bn0", &x, &state, &stats, &bn_y)?;
+    let k = batchnorm::forward_train(ctx, &bn_p, Epilogue::None, "bn0", &x, &state, &stats, &bn_y)?;
     r.check("batchnorm forward (train)", &k, &bn_y, || {
         let (m, v) = cpu::batchnorm::batchnorm_stats(&bn_p, &x_host)?;
         cpu::batchnorm::batchnorm_forward(&bn_p, &x_host, &[1.5], &[0.25], &m, &v)

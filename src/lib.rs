@@ -12,6 +12,7 @@
 //! - [`data`]: decoding, loaders, preprocessing, tasks, splits, the synthetic face set.
 //! - [`run`]: `fer train` as a library: experiments over seeds and splits, run folders.
 //! - [`seed`]: one seed, separate random streams.
+//! - [`bench`]: per-layer throughput against the adapter's roofline (`fer bench`).
 //! - [`demo`]: one forward and backward pass of a small CNN on both, compared op by op.
 //!
 //! # Shape vocabulary
@@ -30,6 +31,7 @@
 //! sums split into fixed chunks whose partials are summed in order ([`ops::REDUCE_CHUNK`]), so
 //! the same inputs on the same adapter give bit-identical outputs.
 
+pub mod bench;
 pub mod check;
 pub mod cpu;
 pub mod data;

@@ -573,3 +573,76 @@ fn face_mode_trains_and_predict_finds_aligns_and_saves_the_face_of_a_photo() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_writes_a_roofline_report_and_compares_two() {
+    let dir = temp_dir("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let args = [
+        "bench",
+        "--model",
+        "fer-net",
+        "--batch",
+        "1",
+        "--repeats",
+        "1",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let out = fer(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "fer bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in ["peaks:", "GFLOP/s", "conv1", "bwd-param", "training step:"] {
+        assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["peaks"]["gflops"].as_f64().unwrap() > 0.0);
+    assert!(report["peaks"]["gbps"].as_f64().unwrap() > 0.0);
+    let layers = report["layers"].as_array().unwrap();
+    // conv1 of fer-net at batch 1: 48x48 positions, 16 filters of 1x3x3, 2 FLOPs each.
+    let conv1 = layers
+        .iter()
+        .find(|l| l["layer"] == "conv1" && l["pass"] == "forward")
+        .expect("a conv1 forward row");
+    assert_eq!(
+        conv1["flops"].as_f64().unwrap(),
+        (2 * 48 * 48 * 16 * 9) as f64
+    );
+    for l in layers.iter().filter(|l| !l["roofline_fraction"].is_null()) {
+        let f = l["roofline_fraction"].as_f64().unwrap();
+        assert!(f > 0.0 && f.is_finite(), "fraction {f} in {l}");
+        assert!(l["ms"].as_f64().unwrap() > 0.0, "time in {l}");
+    }
+
+    // A second run against the first: a speed-up per layer.
+    let mut compare = args.to_vec();
+    compare.truncate(compare.len() - 2);
+    compare.extend(["--compare", json.to_str().unwrap()]);
+    let out = fer(&compare);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("speedup"), "{stdout}");
+
+    // A file that is not a report fails before measuring, naming the flag.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let out = fer(&["bench", "--compare", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--compare") && stderr.contains("fer bench --json"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

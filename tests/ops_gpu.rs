@@ -17,6 +17,7 @@ use fer_wgpu::ops::conv2d::{self, Conv2dParams};
 use fer_wgpu::ops::dense::{self, DenseParams};
 use fer_wgpu::ops::loss::{self, LossInputs, LossOutputs, LossParams};
 use fer_wgpu::ops::pool::{self, PoolParams};
+use fer_wgpu::ops::Epilogue;
 
 fn upload(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
     GpuTensor::from_f32(ctx, label, shape, data).unwrap()
@@ -53,10 +54,20 @@ const CONV_CASES: &[([usize; 4], usize, usize, usize, usize)] = &[
     ([4, 8, 17, 19], 16, 3, 2, 1), // many channels, odd sizes
     ([1, 1, 3, 3], 2, 5, 1, 1),    // kernel larger than the input but not the padded input
     ([2, 3, 40, 40], 8, 3, 1, 1),  // 3200 positions: 13 partials in the weight reduction
+    // Tiled kernels: 20 channels = a full and a partial tile of 16; 32 input channels = three
+    // rounds of staged weights; 288 taps = several tap blocks of the weight gradient.
+    ([2, 32, 9, 9], 20, 3, 1, 1),
+    ([1, 1, 25, 25], 1, 23, 1, 0), // 529 taps do not fit the staged weights: direct fallback
 ];
 
 #[test]
 fn conv2d_matches_cpu_reference() {
+    for variant in [conv2d::Variant::Tiled, conv2d::Variant::Direct] {
+        conv2d_variant_matches_cpu_reference(variant);
+    }
+}
+
+fn conv2d_variant_matches_cpu_reference(variant: conv2d::Variant) {
     let ctx = gpu();
     for (case, &(x_shape, c_out, k, stride, pad)) in CONV_CASES.iter().enumerate() {
         let p = Conv2dParams::new(x_shape, c_out, [k, k], stride, pad).unwrap();
@@ -73,13 +84,18 @@ fn conv2d_matches_cpu_reference() {
         let dx = zeros(ctx, "dx", &x_shape);
         let dw = zeros(ctx, "dw", &p.weight_shape());
         let db = zeros(ctx, "db", &[c_out]);
-        let mut kernels = vec![conv2d::forward(ctx, &p, "c", &x, &w, &b, &y).unwrap()];
-        kernels.push(conv2d::backward_input(ctx, &p, "c", &dy, &w, &dx).unwrap());
-        kernels.extend(conv2d::backward_weight(ctx, &p, "c", &dy, &x, &dw).unwrap());
+        let mut kernels =
+            vec![
+                conv2d::forward_with(ctx, &p, variant, Epilogue::None, "c", &x, &w, &b, &y)
+                    .unwrap(),
+            ];
+        kernels.push(conv2d::backward_input_variant(ctx, &p, variant, "c", &dy, &w, &dx).unwrap());
+        kernels
+            .extend(conv2d::backward_weight_variant(ctx, &p, variant, "c", &dy, &x, &dw).unwrap());
         kernels.extend(conv2d::backward_bias(ctx, &p, "c", &dy, &db).unwrap());
         run(ctx, &kernels);
-        let name = format!("conv2d {x_shape:?} c_out {c_out} k {k} s {stride} p {pad}");
-        // c_in*kh*kw <= 200 f32 products per output, summed in a different order than f64.
+        let name = format!("conv2d {variant:?} {x_shape:?} c_out {c_out} k {k} s {stride} p {pad}");
+        // c_in*kh*kw <= 529 f32 products per output, summed in a different order than f64.
         compare(
             &format!("{name} y"),
             &y.read_f32(ctx).unwrap(),
@@ -355,8 +371,14 @@ fn batchnorm_matches_cpu_reference() {
         };
         // Inference first: it reads the running statistics before training updates them.
         let mut kernels =
-            vec![batchnorm::forward_infer(ctx, &p, "bn", &x, &state, &y_inf).unwrap()];
-        kernels.extend(batchnorm::forward_train(ctx, &p, "bn", &x, &state, &stats, &y).unwrap());
+            vec![
+                batchnorm::forward_infer(ctx, &p, Epilogue::None, "bn", &x, &state, &y_inf)
+                    .unwrap(),
+            ];
+        kernels.extend(
+            batchnorm::forward_train(ctx, &p, Epilogue::None, "bn", &x, &state, &stats, &y)
+                .unwrap(),
+        );
         if p.count() >= 2 {
             kernels.extend(
                 batchnorm::backward(ctx, &p, "bn", &dy, &x, &gamma, &stats, &grads).unwrap(),
@@ -775,7 +797,10 @@ fn reductions_are_bit_identical_run_after_run() {
         };
         let mut k = conv2d::backward_weight(ctx, &p, "c", &dy, &x, &dw).unwrap();
         k.extend(conv2d::backward_bias(ctx, &p, "c", &dy, &db).unwrap());
-        k.extend(batchnorm::forward_train(ctx, &bn, "bn", &x, &state, &stats, &y).unwrap());
+        k.extend(
+            batchnorm::forward_train(ctx, &bn, Epilogue::None, "bn", &x, &state, &stats, &y)
+                .unwrap(),
+        );
         run(ctx, &k);
         let bits = |t: &GpuTensor| -> Vec<u32> {
             t.read_f32(ctx)
@@ -793,6 +818,114 @@ fn reductions_are_bit_identical_run_after_run() {
             "a reduction changed between identical runs"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fused epilogues: conv + ReLU and batch norm + ReLU store exactly relu(unfused output)
+
+#[test]
+fn fused_relu_equals_relu_of_the_unfused_output() {
+    let ctx = gpu();
+    let relu = |v: &[f32]| {
+        cpu::activation::relu_forward(&ReluParams::new(v.len(), 0.0).unwrap(), v).unwrap()
+    };
+    let x_shape = [2, 5, 9, 7];
+    let mut r = rng(900);
+    let x_h = rand_vec(&mut r, x_shape.iter().product());
+    let x = upload(ctx, "x", &x_shape, &x_h);
+    // Stride 1 runs the row-segment kernel, stride 2 the general tiled one.
+    for (variant, stride) in [
+        (conv2d::Variant::Tiled, 1),
+        (conv2d::Variant::Tiled, 2),
+        (conv2d::Variant::Direct, 1),
+    ] {
+        let p = Conv2dParams::new(x_shape, 6, [3, 3], stride, 1).unwrap();
+        let w = upload(ctx, "w", &p.weight_shape(), &rand_vec(&mut r, 6 * 5 * 9));
+        let b = upload(ctx, "b", &[6], &rand_vec(&mut r, 6));
+        let (y, y_fused) = (
+            zeros(ctx, "y", &p.y_shape()),
+            zeros(ctx, "yf", &p.y_shape()),
+        );
+        let plain = conv2d::forward_with(ctx, &p, variant, Epilogue::None, "c", &x, &w, &b, &y);
+        let fused =
+            conv2d::forward_with(ctx, &p, variant, Epilogue::Relu, "c", &x, &w, &b, &y_fused);
+        run(ctx, &[plain.unwrap(), fused.unwrap()]);
+        let want = relu(&y.read_f32(ctx).unwrap());
+        assert!(want.contains(&0.0) && want.iter().any(|v| *v > 0.0));
+        compare(
+            &format!("conv2d {variant:?} stride {stride} + relu"),
+            &y_fused.read_f32(ctx).unwrap(),
+            &want,
+            Tolerance::EXACT,
+        );
+    }
+
+    let p = BatchNormParams::new(x_shape, 1e-5, 0.1).unwrap();
+    let c = [x_shape[1]];
+    let (g, b) = (
+        upload(ctx, "g", &c, &[1.5; 5]),
+        upload(ctx, "b", &c, &[0.2; 5]),
+    );
+    let (rm, rv) = (zeros(ctx, "rm", &c), upload(ctx, "rv", &c, &[1.0; 5]));
+    let state = BatchNormState {
+        gamma: &g,
+        beta: &b,
+        running_mean: &rm,
+        running_var: &rv,
+    };
+    let (m, v) = (zeros(ctx, "m", &c), zeros(ctx, "v", &c));
+    let stats = BatchStats { mean: &m, var: &v };
+    let (y, y_fused) = (zeros(ctx, "y", &x_shape), zeros(ctx, "yf", &x_shape));
+    let mut k =
+        batchnorm::forward_train(ctx, &p, Epilogue::None, "bn", &x, &state, &stats, &y).unwrap();
+    k.extend(
+        batchnorm::forward_train(ctx, &p, Epilogue::Relu, "bn", &x, &state, &stats, &y_fused)
+            .unwrap(),
+    );
+    run(ctx, &k);
+    let want = relu(&y.read_f32(ctx).unwrap());
+    compare(
+        "batchnorm + relu",
+        &y_fused.read_f32(ctx).unwrap(),
+        &want,
+        Tolerance::EXACT,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// calibration kernels (the benchmark's roofs): they must really do the work they are timed for
+
+#[test]
+fn calibration_kernels_do_the_work_they_claim() {
+    use fer_wgpu::ops::calibrate::{self, CalibrateParams};
+    let ctx = gpu();
+    // 37 trips of the FMA recurrence on every invocation, against the closed form in f64.
+    let p = CalibrateParams::new(300, 37).unwrap();
+    let out = zeros(ctx, "fma.out", &[300, 4]);
+    run(ctx, &[calibrate::fma(ctx, &p, &out).unwrap()]);
+    let want: Vec<f32> = (0..300)
+        .flat_map(|i| p.fma_expected(i).map(|v| v as f32))
+        .collect();
+    // Sums of 8 chains each within an ulp or two of f64 (the recurrence contracts errors).
+    compare(
+        "calibrate_fma",
+        &out.read_f32(ctx).unwrap(),
+        &want,
+        Tolerance::TIGHT,
+    );
+    assert_eq!(p.fma_flops(), 300 * 37 * 64);
+
+    // The copy is exact.
+    let mut r = rng(77);
+    let src_h = rand_vec(&mut r, 1000 * 4);
+    let p = CalibrateParams::new(1000, 0).unwrap();
+    let (src, dst) = (
+        upload(ctx, "copy.src", &[1000, 4], &src_h),
+        zeros(ctx, "copy.dst", &[1000, 4]),
+    );
+    run(ctx, &[calibrate::copy(ctx, &p, &src, &dst).unwrap()]);
+    assert_eq!(dst.read_f32(ctx).unwrap(), src_h);
+    assert_eq!(p.copy_bytes(), 2 * 16 * 1000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -919,7 +1052,7 @@ fn gpu_validation_errors_become_errors_not_panics() {
     ));
     assert!(e.contains("GPU error while binding broken"), "{e}");
     // An entry point that does not exist names the file and the entry point.
-    let e = err_text(ctx.pipeline(fer_wgpu::gpu::shaders::DENSE, "dense_sideways"));
+    let e = err_text(ctx.pipeline(fer_wgpu::gpu::shaders::DENSE, "dense_sideways", &[]));
     assert!(
         e.contains("dense.wgsl") && e.contains("dense_sideways"),
         "{e}"

@@ -43,24 +43,48 @@ fn every_shader_validates_and_translates_to_spirv_msl_and_hlsl() {
             "{} has no entry points",
             shader.file
         );
-        naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
-            .unwrap_or_else(|e| panic!("{} to SPIR-V: {e}", shader.file));
-        naga::back::msl::write_string(
-            &module,
-            &info,
-            &naga::back::msl::Options::default(),
-            &naga::back::msl::PipelineOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{} to MSL: {e}", shader.file));
-        let mut hlsl = String::new();
-        naga::back::hlsl::Writer::new(
-            &mut hlsl,
-            &naga::back::hlsl::Options::default(),
-            &naga::back::hlsl::PipelineOptions::default(),
-        )
-        .write(&module, &info, None)
-        .unwrap_or_else(|e| panic!("{} to HLSL: {e}", shader.file));
+        // Override constants (tile sizes) get their values at pipeline creation, as wgpu
+        // does it: translate with the defaults and with each value the host uses.
+        let mut settings = vec![naga::back::PipelineConstants::default()];
+        for groups in [1.0, 2.0, 4.0] {
+            let mut c = naga::back::PipelineConstants::default();
+            if module
+                .overrides
+                .iter()
+                .any(|(_, o)| o.name.as_deref() == Some("CO_GROUPS"))
+            {
+                c.insert("CO_GROUPS".to_string(), groups);
+                settings.push(c);
+            }
+        }
+        for constants in &settings {
+            let (module, info) =
+                naga::back::pipeline_constants::process_overrides(&module, &info, None, constants)
+                    .unwrap_or_else(|e| panic!("{} with {constants:?}: {e}", shader.file));
+            translate(shader, &module, &info);
+        }
     }
+}
+
+/// Translates a validated module with no overrides left to SPIR-V, MSL and HLSL.
+fn translate(shader: &Shader, module: &naga::Module, info: &naga::valid::ModuleInfo) {
+    naga::back::spv::write_vec(module, info, &naga::back::spv::Options::default(), None)
+        .unwrap_or_else(|e| panic!("{} to SPIR-V: {e}", shader.file));
+    naga::back::msl::write_string(
+        module,
+        info,
+        &naga::back::msl::Options::default(),
+        &naga::back::msl::PipelineOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{} to MSL: {e}", shader.file));
+    let mut hlsl = String::new();
+    naga::back::hlsl::Writer::new(
+        &mut hlsl,
+        &naga::back::hlsl::Options::default(),
+        &naga::back::hlsl::PipelineOptions::default(),
+    )
+    .write(module, info, None)
+    .unwrap_or_else(|e| panic!("{} to HLSL: {e}", shader.file));
 }
 
 /// Every entry point follows the naming scheme `<op>_forward`, `<op>_backward_*`, or is one
@@ -71,7 +95,13 @@ fn entry_points_follow_the_naming_scheme() {
     for shader in shaders::ALL {
         let (module, _) = parse_and_validate(shader);
         for ep in &module.entry_points {
-            let n = &ep.name;
+            // A `_tiled` or `_rows` suffix on an op's pass marks a faster variant of the same
+            // contract (reduce_rows is a helper of its own).
+            let n = ep.name.strip_suffix("_tiled").unwrap_or(&ep.name);
+            let n = match n.strip_suffix("_rows") {
+                Some(pass) if n != "reduce_rows" => pass,
+                _ => n,
+            };
             let ok = n.ends_with("_forward")
                 || n.contains("_backward_")
                 || n.ends_with("_partial")
@@ -81,7 +111,8 @@ fn entry_points_follow_the_naming_scheme() {
                 || n == "batchnorm_update_running"
                 || n == "clip_scale"
                 || n == "gather_batch"
-                || n == "metrics_accumulate";
+                || n == "metrics_accumulate"
+                || n.starts_with("calibrate_");
             assert!(
                 ok,
                 "{}: entry point {n} does not follow the naming scheme",
@@ -168,6 +199,11 @@ fn params_structs_match_their_wgsl_layout() {
     check_params!(shaders::OPTIM, "Hyper", ops::optim::Hyper);
     check_params!(shaders::OPTIM, "SumSqParams", ops::optim::SumSqParams);
     check_params!(shaders::BATCH, "GatherParams", ops::batch::GatherParams);
+    check_params!(
+        shaders::CALIBRATE,
+        "CalibrateParams",
+        ops::calibrate::CalibrateParams
+    );
     check_params!(
         shaders::METRICS,
         "MetricsParams",

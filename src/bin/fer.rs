@@ -76,6 +76,27 @@ enum Command {
         #[arg(long, default_value_t = 0.5)]
         difficulty: f32,
     },
+    /// Per-layer throughput of the built-in nets against the adapter's own roofline.
+    Bench {
+        /// Built-in models to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "small-vgg,fer-net")]
+        model: Vec<String>,
+        /// Batch sizes (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        batch: Vec<usize>,
+        /// Timed runs per figure; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Untimed runs before timing.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Also write the report as JSON to this file (atomically).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// A JSON report from an earlier run: print the speed-up of every layer.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+    },
     /// One forward and backward pass of a small CNN, every op compared with the CPU reference.
     Demo {
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=4096))]
@@ -700,7 +721,8 @@ fn devices(cli: &Cli) -> fer_wgpu::Result<()> {
     Ok(())
 }
 
-fn demo(cli: &Cli, batch: usize, seed: u64) -> fer_wgpu::Result<()> {
+/// The GPU `--backend` asks for; `auto` and `cpu` mean any GPU (the command needs one).
+fn gpu_only(cli: &Cli) -> fer_wgpu::Result<Box<GpuContext>> {
     let Compute::Gpu(ctx) = compute(&Cli {
         backend: match cli.backend.as_str() {
             "auto" | "cpu" => "gpu".into(),
@@ -713,6 +735,42 @@ fn demo(cli: &Cli, batch: usize, seed: u64) -> fer_wgpu::Result<()> {
     else {
         unreachable!("a gpu request never gives the CPU")
     };
+    Ok(ctx)
+}
+
+fn bench(
+    cli: &Cli,
+    config: &fer_wgpu::bench::BenchConfig,
+    json: Option<&Path>,
+    compare: Option<&Path>,
+) -> fer_wgpu::Result<()> {
+    use fer_wgpu::bench::BenchReport;
+    // Read the old report first: a bad path should fail before minutes of measuring.
+    let old = compare.map(BenchReport::load).transpose()?;
+    for name in &config.models {
+        fer_wgpu::model::builtin(name, 7)?;
+    }
+    let ctx = gpu_only(cli)?;
+    let quiet = cli.quiet;
+    let report = fer_wgpu::bench::run(&ctx, config, |what| {
+        if !quiet {
+            eprintln!("measuring: {what}");
+        }
+    })?;
+    print!("{}", report.table());
+    if let Some(old) = old {
+        println!();
+        print!("{}", report.compare(&old));
+    }
+    if let Some(path) = json {
+        report.save(path)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn demo(cli: &Cli, batch: usize, seed: u64) -> fer_wgpu::Result<()> {
+    let ctx = gpu_only(cli)?;
     let report = fer_wgpu::demo::run(&ctx, batch, seed)?;
     println!("adapter: {}   batch {batch}, seed {seed}", report.adapter);
     println!(
@@ -804,6 +862,22 @@ fn main() -> ExitCode {
             difficulty,
         } => synth(out, *seed, *difficulty),
         Command::Demo { batch, seed } => demo(&cli, *batch as usize, *seed),
+        Command::Bench {
+            model,
+            batch,
+            repeats,
+            warmup,
+            json,
+            compare,
+        } => {
+            let config = fer_wgpu::bench::BenchConfig {
+                models: model.clone(),
+                batches: batch.clone(),
+                repeats: *repeats,
+                warmup: *warmup,
+            };
+            bench(&cli, &config, json.as_deref(), compare.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

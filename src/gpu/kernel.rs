@@ -14,23 +14,33 @@ use crate::error::{Error, Result};
 use crate::gpu::shaders::Shader;
 use crate::gpu::GpuContext;
 
-/// Each (file, entry point) is compiled once per device and shared.
+/// File, entry point and override constants (as text): what makes two pipelines differ.
+type PipelineKey = (&'static str, String, String);
+
+/// Each (file, entry point, constants) is compiled once per device and shared.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
-    pipelines: Mutex<HashMap<(&'static str, String), Arc<wgpu::ComputePipeline>>>,
+    /// Keyed by file, entry point and override constants (as text).
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
 impl GpuContext {
-    /// The compute pipeline of `entry` in `shader`, compiled on first use. Its bind group
-    /// layout is derived from the bindings that entry point uses.
-    pub fn pipeline(&self, shader: Shader, entry: &str) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = (shader.file, entry.to_string());
+    /// The compute pipeline of `entry` in `shader` with the given values of its `override`
+    /// constants (tile sizes), compiled on first use. Its bind group layout is derived from
+    /// the bindings that entry point uses.
+    pub fn pipeline(
+        &self,
+        shader: Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = (shader.file, entry.to_string(), format!("{constants:?}"));
         if let Some(found) = self.pipelines.pipelines.lock().unwrap().get(&key) {
             return Ok(Arc::clone(found));
         }
         let module = self.module(shader)?;
-        log::trace!("compiling pipeline {}::{entry}", shader.file);
+        log::trace!("compiling pipeline {}::{entry} {constants:?}", shader.file);
         let label = format!("{}::{entry}", shader.file);
         let pipeline = self
             .scoped(&label, || {
@@ -40,7 +50,12 @@ impl GpuContext {
                         layout: None,
                         module: &module,
                         entry_point: Some(entry),
-                        compilation_options: Default::default(),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants,
+                            // Every kernel writes workgroup memory before reading it, so the
+                            // zeroing WebGPU would add to each workgroup is wasted work.
+                            zero_initialize_workgroup_memory: false,
+                        },
                         cache: None,
                     })
             })
@@ -89,7 +104,22 @@ impl GpuContext {
         bindings: &[(u32, &wgpu::Buffer)],
         elements: u32,
     ) -> Result<Kernel> {
-        let pipeline = self.pipeline(shader, entry)?;
+        self.kernel_with(shader, entry, &[], label, params, bindings, elements)
+    }
+
+    /// [`GpuContext::kernel`] with values for the entry point's `override` constants.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kernel_with(
+        &self,
+        shader: Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+        label: &str,
+        params: &[u8],
+        bindings: &[(u32, &wgpu::Buffer)],
+        elements: u32,
+    ) -> Result<Kernel> {
+        let pipeline = self.pipeline(shader, entry, constants)?;
         let bind_group = self.scoped(&format!("binding {label}"), || {
             let uniform = (!params.is_empty()).then(|| {
                 self.device

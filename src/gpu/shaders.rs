@@ -29,6 +29,7 @@ macro_rules! shader {
 
 shader!(ACTIVATION, "activation.wgsl");
 shader!(AUGMENT, "augment.wgsl");
+shader!(CALIBRATE, "calibrate.wgsl");
 shader!(BATCH, "batch.wgsl");
 shader!(BATCHNORM, "batchnorm.wgsl");
 shader!(CONV2D, "conv2d.wgsl");
@@ -41,7 +42,8 @@ shader!(REDUCE, "reduce.wgsl");
 
 /// Every op file, for the validation test and for warming the pipeline cache.
 pub const ALL: &[Shader] = &[
-    ACTIVATION, AUGMENT, BATCH, BATCHNORM, CONV2D, DENSE, LOSS, METRICS, OPTIM, POOL, REDUCE,
+    ACTIVATION, AUGMENT, BATCH, BATCHNORM, CALIBRATE, CONV2D, DENSE, LOSS, METRICS, OPTIM, POOL,
+    REDUCE,
 ];
 
 impl Shader {

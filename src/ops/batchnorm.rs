@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{shape_err, Result};
 use crate::gpu::{shaders, DType, GpuContext, GpuTensor, Kernel};
-use crate::ops::{expect, nonzero, parts_for, reduce, to_u32, REDUCE_CHUNK};
+use crate::ops::{expect, nonzero, parts_for, reduce, to_u32, Epilogue, REDUCE_CHUNK};
 
 const OP: &str = "batchnorm";
 
@@ -94,11 +94,13 @@ fn check_stats(p: &BatchNormParams, stats: &BatchStats) -> Result<()> {
     expect(OP, "var", stats.var, &p.channel_shape(), DType::F32)
 }
 
-/// Training mode: batch statistics into `stats`, normalized `y`, running statistics moved
-/// toward the batch's (six kernels).
+/// Training mode: batch statistics into `stats`, normalized `y` (then `epilogue`), running
+/// statistics moved toward the batch's (six kernels).
+#[allow(clippy::too_many_arguments)]
 pub fn forward_train(
     ctx: &GpuContext,
     p: &BatchNormParams,
+    epilogue: Epilogue,
     name: &str,
     x: &GpuTensor,
     state: &BatchNormState,
@@ -157,7 +159,9 @@ pub fn forward_train(
             inv_m,
             &stats.var.buffer,
         )?,
-        normalize(ctx, p, name, x, state, stats.mean, stats.var, y, numel)?,
+        normalize(
+            ctx, p, epilogue, name, x, state, stats.mean, stats.var, y, numel,
+        )?,
         ctx.kernel(
             bn,
             "batchnorm_update_running",
@@ -174,10 +178,11 @@ pub fn forward_train(
     ])
 }
 
-/// Inference mode: `y` normalized with the running statistics (one kernel).
+/// Inference mode: `y` normalized with the running statistics, then `epilogue` (one kernel).
 pub fn forward_infer(
     ctx: &GpuContext,
     p: &BatchNormParams,
+    epilogue: Epilogue,
     name: &str,
     x: &GpuTensor,
     state: &BatchNormState,
@@ -189,6 +194,7 @@ pub fn forward_infer(
     normalize(
         ctx,
         p,
+        epilogue,
         name,
         x,
         state,
@@ -203,6 +209,7 @@ pub fn forward_infer(
 fn normalize(
     ctx: &GpuContext,
     p: &BatchNormParams,
+    epilogue: Epilogue,
     name: &str,
     x: &GpuTensor,
     state: &BatchNormState,
@@ -219,9 +226,10 @@ fn normalize(
         (5, &mean.buffer),
         (6, &var.buffer),
     ];
-    ctx.kernel(
+    ctx.kernel_with(
         shaders::BATCHNORM,
         "batchnorm_forward",
+        &[epilogue.constant()],
         &format!("{name}.forward"),
         bytemuck::bytes_of(p),
         &bindings,

@@ -1,10 +1,17 @@
 //! Host side of shaders/conv2d.wgsl: 2-D convolution with bias, square stride, zero padding.
+//!
+//! The forward pass and the gradient to the input run as tiled implicit GEMMs (the `_tiled`
+//! entry points): one workgroup per tile of `4 * CO_GROUPS` channels by [`WORKGROUP_SIZE`]
+//! positions, `CO_GROUPS` chosen here from the layer's channel count. The direct kernels
+//! (one invocation per output element) stay as the plain statement of each pass and as the
+//! fallback for kernels too large to stage in workgroup memory.
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{shape_err, Result};
-use crate::gpu::{shaders, DType, GpuContext, GpuTensor, Kernel};
-use crate::ops::{expect, nonzero, parts_for, reduce, to_u32, REDUCE_CHUNK};
+use crate::gpu::shaders::{self, WORKGROUP_SIZE};
+use crate::gpu::{DType, GpuContext, GpuTensor, Kernel};
+use crate::ops::{expect, nonzero, parts_for, reduce, to_u32, Epilogue, REDUCE_CHUNK};
 
 const OP: &str = "conv2d";
 
@@ -112,10 +119,91 @@ impl Conv2dParams {
     }
 }
 
-/// `y = conv(x, weight) + bias`.
+/// vec4 slots of staged weights in the tiled kernels (`W_SLOTS` in conv2d.wgsl).
+const W_SLOTS: u32 = 512;
+/// Positions per invocation in the tiled kernels (`TN` in conv2d.wgsl).
+const TN: u32 = 8;
+/// Largest window of the `_rows` kernels (`WINDOW_MAX` in conv2d.wgsl).
+const WINDOW_MAX: u32 = 32;
+
+/// Which kernels compute the forward pass and the input and weight gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// One invocation per output element: the plain statement of each pass.
+    Direct,
+    /// Tiled implicit GEMMs; falls back to the direct kernel for kernels too large to stage.
+    Tiled,
+}
+
+impl Variant {
+    /// `FER_CONV_KERNELS=direct` selects the direct kernels (to compare them with the tiled
+    /// ones, `fer bench --compare`); anything else, or nothing, the tiled ones.
+    pub fn from_env() -> Self {
+        match std::env::var("FER_CONV_KERNELS").as_deref() {
+            Ok("direct") => Variant::Direct,
+            _ => Variant::Tiled,
+        }
+    }
+}
+
+/// The tiling of a tiled kernel whose tile splits `channels` and covers `positions`: the
+/// `CO_GROUPS` constant (vec4 groups of channels per invocation: as few as cover the
+/// channels, at most 4) and the number of invocations to dispatch (one workgroup per tile).
+/// None when one channel's taps do not fit the staged weights or the adapter offers less
+/// workgroup memory than the kernels use (WebGPU guarantees 16 KiB; they use 12): use the
+/// direct kernel.
+fn tiling(
+    ctx: &GpuContext,
+    variant: Variant,
+    p: &Conv2dParams,
+    channels: u32,
+    positions: u32,
+) -> Option<(u32, u32)> {
+    // Staged weights and, in the weight gradient, staged position offsets (M_SLOTS vec4s).
+    const WORKGROUP_BYTES: u32 = (W_SLOTS + 256) * 16;
+    if variant == Variant::Direct || ctx.limits.max_compute_workgroup_storage_size < WORKGROUP_BYTES
+    {
+        return None;
+    }
+    // 1, 2 or 4 groups (the shader's accumulators come in those counts).
+    let groups = channels.div_ceil(4).clamp(1, 4).next_power_of_two();
+    if groups * p.kh * p.kw > W_SLOTS {
+        return None;
+    }
+    let tiles = channels.div_ceil(4 * groups) * positions.div_ceil(WORKGROUP_SIZE * TN);
+    Some((groups, tiles.checked_mul(WORKGROUP_SIZE)?))
+}
+
+/// `y = conv(x, weight) + bias`, with the [`Variant::from_env`] kernels.
 pub fn forward(
     ctx: &GpuContext,
     p: &Conv2dParams,
+    name: &str,
+    x: &GpuTensor,
+    weight: &GpuTensor,
+    bias: &GpuTensor,
+    y: &GpuTensor,
+) -> Result<Kernel> {
+    forward_with(
+        ctx,
+        p,
+        Variant::from_env(),
+        Epilogue::None,
+        name,
+        x,
+        weight,
+        bias,
+        y,
+    )
+}
+
+/// [`forward`] with the given kernels, applying `epilogue` (a fused ReLU) before the store.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_with(
+    ctx: &GpuContext,
+    p: &Conv2dParams,
+    variant: Variant,
+    epilogue: Epilogue,
     name: &str,
     x: &GpuTensor,
     weight: &GpuTensor,
@@ -132,20 +220,66 @@ pub fn forward(
         (3, &bias.buffer),
         (4, &y.buffer),
     ];
-    ctx.kernel(
-        shaders::CONV2D,
-        "conv2d_forward",
-        &format!("{name}.forward"),
-        bytemuck::bytes_of(p),
-        &bindings,
-        y.numel() as u32,
-    )
+    let label = format!("{name}.forward");
+    let params = bytemuck::bytes_of(p);
+    // Stride 1: row segments that load each x value once for all the taps that read it.
+    let segments = p.n * p.oh * p.ow.div_ceil(TN);
+    if p.stride == 1 && TN + p.kw - 1 <= WINDOW_MAX {
+        if let Some((groups, invocations)) = tiling(ctx, variant, p, p.c_out, segments * TN) {
+            return ctx.kernel_with(
+                shaders::CONV2D,
+                "conv2d_forward_rows",
+                &[
+                    ("CO_GROUPS", f64::from(groups)),
+                    ("KW", f64::from(p.kw)),
+                    epilogue.constant(),
+                ],
+                &label,
+                params,
+                &bindings,
+                invocations,
+            );
+        }
+    }
+    match tiling(ctx, variant, p, p.c_out, p.n * p.oh * p.ow) {
+        Some((groups, invocations)) => ctx.kernel_with(
+            shaders::CONV2D,
+            "conv2d_forward_tiled",
+            &[("CO_GROUPS", f64::from(groups)), epilogue.constant()],
+            &label,
+            params,
+            &bindings,
+            invocations,
+        ),
+        None => ctx.kernel_with(
+            shaders::CONV2D,
+            "conv2d_forward",
+            &[epilogue.constant()],
+            &label,
+            params,
+            &bindings,
+            y.numel() as u32,
+        ),
+    }
 }
 
-/// `dx` from `dy` and the weights.
+/// `dx` from `dy` and the weights, with the [`Variant::from_env`] kernels.
 pub fn backward_input(
     ctx: &GpuContext,
     p: &Conv2dParams,
+    name: &str,
+    dy: &GpuTensor,
+    weight: &GpuTensor,
+    dx: &GpuTensor,
+) -> Result<Kernel> {
+    backward_input_variant(ctx, p, Variant::from_env(), name, dy, weight, dx)
+}
+
+/// [`backward_input`] with the given kernels.
+pub fn backward_input_variant(
+    ctx: &GpuContext,
+    p: &Conv2dParams,
+    variant: Variant,
     name: &str,
     dy: &GpuTensor,
     weight: &GpuTensor,
@@ -155,17 +289,46 @@ pub fn backward_input(
     expect(OP, "weight", weight, &p.weight_shape(), DType::F32)?;
     expect(OP, "dx", dx, &p.x_shape(), DType::F32)?;
     let bindings = [(2, &weight.buffer), (5, &dy.buffer), (6, &dx.buffer)];
-    ctx.kernel(
-        shaders::CONV2D,
-        "conv2d_backward_input",
-        &format!("{name}.backward_input"),
-        bytemuck::bytes_of(p),
-        &bindings,
-        dx.numel() as u32,
-    )
+    let label = format!("{name}.backward_input");
+    let params = bytemuck::bytes_of(p);
+    // Stride 1: row segments that load each dy value once for all the taps that read it.
+    let segments = p.n * p.h * p.w.div_ceil(TN);
+    if p.stride == 1 && TN + p.kw - 1 <= WINDOW_MAX {
+        if let Some((groups, invocations)) = tiling(ctx, variant, p, p.c_in, segments * TN) {
+            return ctx.kernel_with(
+                shaders::CONV2D,
+                "conv2d_backward_input_rows",
+                &[("CO_GROUPS", f64::from(groups)), ("KW", f64::from(p.kw))],
+                &label,
+                params,
+                &bindings,
+                invocations,
+            );
+        }
+    }
+    match tiling(ctx, variant, p, p.c_in, p.n * p.h * p.w) {
+        Some((groups, invocations)) => ctx.kernel_with(
+            shaders::CONV2D,
+            "conv2d_backward_input_tiled",
+            &[("CO_GROUPS", f64::from(groups))],
+            &label,
+            params,
+            &bindings,
+            invocations,
+        ),
+        None => ctx.kernel(
+            shaders::CONV2D,
+            "conv2d_backward_input",
+            &label,
+            params,
+            &bindings,
+            dx.numel() as u32,
+        ),
+    }
 }
 
-/// `dweight` from `dy` and `x`: per-chunk partials, then ordered row sums (two kernels).
+/// `dweight` from `dy` and `x`: per-chunk partials, then ordered row sums (two kernels),
+/// with the [`Variant::from_env`] kernels.
 pub fn backward_weight(
     ctx: &GpuContext,
     p: &Conv2dParams,
@@ -174,17 +337,61 @@ pub fn backward_weight(
     x: &GpuTensor,
     dweight: &GpuTensor,
 ) -> Result<Vec<Kernel>> {
+    backward_weight_variant(ctx, p, Variant::from_env(), name, dy, x, dweight)
+}
+
+/// [`backward_weight`] with the given kernels.
+pub fn backward_weight_variant(
+    ctx: &GpuContext,
+    p: &Conv2dParams,
+    variant: Variant,
+    name: &str,
+    dy: &GpuTensor,
+    x: &GpuTensor,
+    dweight: &GpuTensor,
+) -> Result<Vec<Kernel>> {
     expect(OP, "dy", dy, &p.y_shape(), DType::F32)?;
     expect(OP, "x", x, &p.x_shape(), DType::F32)?;
     expect(OP, "dweight", dweight, &p.weight_shape(), DType::F32)?;
-    partials_then_sum(
+    let inputs = [(1, &x.buffer), (5, &dy.buffer)];
+    let taps = p.kh * p.kw;
+    let Some((groups, _)) = tiling(ctx, variant, p, p.c_out, 1) else {
+        return partials_then_sum(ctx, p, name, "weight", &inputs, dweight);
+    };
+    // Invocations per block of TN taps: enough to fill a workgroup when there are few.
+    let k_all = p.c_in * taps;
+    let subs = (WORKGROUP_SIZE / k_all.div_ceil(TN)).max(1);
+    let blocks_per_tile = WORKGROUP_SIZE / subs;
+    let tiles = p.c_out.div_ceil(4 * groups) * k_all.div_ceil(TN * blocks_per_tile) * p.parts;
+    let rows = dweight.numel();
+    let cols = p.parts * subs;
+    to_u32(OP, "weight-gradient partials", rows * cols as usize)?;
+    let invocations = to_u32(OP, "invocations", tiles as usize * WORKGROUP_SIZE as usize)?;
+    let partial = reduce::scratch(
         ctx,
-        p,
-        name,
-        "weight",
-        &[(1, &x.buffer), (5, &dy.buffer)],
-        dweight,
-    )
+        &format!("{name}.dweight.partial"),
+        rows * cols as usize,
+    )?;
+    let mut bindings = inputs.to_vec();
+    bindings.push((7, &partial.buffer));
+    let partials = ctx.kernel_with(
+        shaders::CONV2D,
+        "conv2d_backward_weight_partial_tiled",
+        &[("CO_GROUPS", f64::from(groups)), ("SUBS", f64::from(subs))],
+        &format!("{name}.backward_weight"),
+        bytemuck::bytes_of(p),
+        &bindings,
+        invocations,
+    )?;
+    let sum = reduce::rows(
+        ctx,
+        &format!("{name}.backward_weight.reduce"),
+        &partial.buffer,
+        (rows as u32, cols),
+        1.0,
+        &dweight.buffer,
+    )?;
+    Ok(vec![partials, sum])
 }
 
 /// `dbias` from `dy`: per-chunk partials, then ordered row sums (two kernels).

@@ -14,6 +14,7 @@ pub mod activation;
 pub mod augment;
 pub mod batch;
 pub mod batchnorm;
+pub mod calibrate;
 pub mod conv2d;
 pub mod dense;
 pub mod loss;
@@ -24,6 +25,24 @@ pub mod reduce;
 
 use crate::error::{shape_err, Result};
 use crate::gpu::{DType, GpuTensor};
+
+/// What a producing kernel applies to each value before storing it. A fused ReLU saves the
+/// separate activation pass over memory; the ReLU layer's backward pass still runs, reading
+/// the fused output (positive exactly where the pre-activation is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Epilogue {
+    #[default]
+    None,
+    /// `max(v, 0)`, written as the ReLU kernel computes it with slope 0.
+    Relu,
+}
+
+impl Epilogue {
+    /// The `RELU` override constant of the shaders that take an epilogue.
+    pub(crate) fn constant(self) -> (&'static str, f64) {
+        ("RELU", if self == Epilogue::Relu { 1.0 } else { 0.0 })
+    }
+}
 
 /// Positions summed by one partial in the chunked reductions (conv weight and bias
 /// gradients, batch-norm statistics). A fixed number, so partial boundaries depend only on

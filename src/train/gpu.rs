@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::data::Dataset;
 use crate::error::{shape_err, Result};
-use crate::gpu::{DType, GpuContext, GpuTensor, Kernel};
+use crate::gpu::{DType, GpuContext, GpuTensor, Kernel, TimingSource};
 use crate::model::spec::{LayerOp, ParamKind, Plan};
 use crate::model::{HostTensor, ModelSpec, ParamSet};
 use crate::ops::activation::{self, DropoutParams};
@@ -15,7 +15,7 @@ use crate::ops::batchnorm::{self, BatchNormGrads, BatchNormState, BatchStats};
 use crate::ops::loss::{self, LossInputs, LossOutputs, LossParams};
 use crate::ops::metrics::{self, Accumulators, MetricsParams};
 use crate::ops::optim::{self, ParamSlot};
-use crate::ops::{conv2d, dense, pool};
+use crate::ops::{conv2d, dense, pool, Epilogue};
 use crate::train::{Backend, EpochStats, EvalReport, TrainConfig};
 
 /// One parameter tensor on the GPU, with its gradient and optimizer state when trainable.
@@ -60,10 +60,34 @@ impl Resident {
     }
 }
 
+/// The part of a step a kernel belongs to, for per-layer profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    Forward,
+    /// The gradient with respect to the layer's input.
+    BackwardInput,
+    /// The gradients with respect to the layer's parameters.
+    BackwardParams,
+}
+
+/// The GPU time of one kernel of a profiled step.
+#[derive(Debug, Clone)]
+pub struct KernelTime {
+    pub label: String,
+    /// A layer name from the plan, or `input` (gather, augmentation), `loss` (loss and
+    /// metrics) or `optimizer` (clipping and updates).
+    pub layer: String,
+    pub pass: Pass,
+    pub ms: f64,
+}
+
 /// The kernels of one batch size and mode, in submission order, and the handles to the
 /// values that change between submissions.
 struct Graph {
     kernels: Vec<Kernel>,
+    /// (layer, pass) of each kernel, for profiles.
+    tags: Vec<(String, Pass)>,
     gather: usize,
     gather_params: GatherParams,
     /// (kernel index, params, layer index) of every dropout kernel, forward and backward.
@@ -95,6 +119,8 @@ pub struct GpuTrainer<'c> {
     graph: Graph,
     hyper: wgpu::Buffer,
     eval: HashMap<usize, (Resident, Graph)>,
+    /// The inference graph over the training set that profiles use, built on first use.
+    profile_eval: Option<Graph>,
     t: u64,
     /// Epochs begun so far (the augmentation draws change with the epoch).
     epochs: u32,
@@ -156,6 +182,7 @@ impl<'c> GpuTrainer<'c> {
             graph: placeholder_graph(ctx)?,
             hyper,
             eval: HashMap::new(),
+            profile_eval: None,
             t: 0,
             epochs: 0,
             submissions: 0,
@@ -204,6 +231,7 @@ impl<'c> GpuTrainer<'c> {
         let k = plan.spec.classes;
         let mode = if train { "train" } else { "eval" };
         let mut kernels = vec![];
+        let mut tags = vec![];
         let mut dropout = vec![];
 
         // Gather the batch, and augment it when training with augmentation.
@@ -229,18 +257,43 @@ impl<'c> GpuTrainer<'c> {
             augment_kernel = Some((kernels.len(), p));
             kernels.push(augment::forward(ctx, &p, &gathered, &data.order, &x0)?);
         }
+        tag(&mut tags, &kernels, "input", Pass::Forward);
 
-        // Forward, layer by layer.
+        // Forward, layer by layer. A convolution or batch norm followed by a ReLU (slope 0)
+        // applies it in its own store (one pass over memory less); the ReLU layer then has no
+        // forward kernel and its output is the same tensor. Its backward pass reads that
+        // tensor, which is positive exactly where the pre-activation is.
+        let fuses = |i: usize| {
+            matches!(
+                plan.layers.get(i + 1).map(|l| &l.op),
+                Some(LayerOp::Relu(r)) if r.slope == 0.0
+            ) && matches!(
+                plan.layers[i].op,
+                LayerOp::Conv2d(_) | LayerOp::BatchNorm(_)
+            )
+        };
         let mut acts = vec![x0];
         let mut saved = vec![];
         for (i, layer) in plan.layers.iter().enumerate() {
             let (x, name) = (&acts[i], layer.name.as_str());
+            if i > 0 && fuses(i - 1) {
+                saved.push(Saved::None);
+                acts.push(x.reshaped(&layer.out_shape, &format!("{name}.y"))?);
+                continue;
+            }
+            let epilogue = if fuses(i) {
+                Epilogue::Relu
+            } else {
+                Epilogue::None
+            };
             let y = zeros(ctx, &format!("{mode}.{name}.y"), &layer.out_shape)?;
             let mut keep = Saved::None;
             match &layer.op {
-                LayerOp::Conv2d(p) => kernels.push(conv2d::forward(
+                LayerOp::Conv2d(p) => kernels.push(conv2d::forward_with(
                     ctx,
                     p,
+                    conv2d::Variant::from_env(),
+                    epilogue,
                     name,
                     x,
                     &self.param(name, ParamKind::Weight).value,
@@ -276,6 +329,7 @@ impl<'c> GpuTrainer<'c> {
                         kernels.extend(batchnorm::forward_train(
                             ctx,
                             p,
+                            epilogue,
                             name,
                             &xv,
                             &state,
@@ -287,7 +341,9 @@ impl<'c> GpuTrainer<'c> {
                         )?);
                         keep = Saved::Stats(mean, var);
                     } else {
-                        kernels.push(batchnorm::forward_infer(ctx, p, name, &xv, &state, &yv)?);
+                        kernels.push(batchnorm::forward_infer(
+                            ctx, p, epilogue, name, &xv, &state, &yv,
+                        )?);
                     }
                 }
                 LayerOp::Relu(p) => kernels.push(activation::relu_forward(ctx, p, name, x, &y)?),
@@ -323,6 +379,7 @@ impl<'c> GpuTrainer<'c> {
                     continue;
                 }
             }
+            tag(&mut tags, &kernels, name, Pass::Forward);
             saved.push(keep);
             acts.push(y);
         }
@@ -377,6 +434,7 @@ impl<'c> GpuTrainer<'c> {
                 counts: &counts,
             },
         )?);
+        tag(&mut tags, &kernels, "loss", Pass::Forward);
 
         if train {
             // Backward, in reverse layer order.
@@ -384,6 +442,7 @@ impl<'c> GpuTrainer<'c> {
             kernels.push(loss::backward_input(
                 ctx, &lp, "loss", &inputs, &outputs, &dlogits,
             )?);
+            tag(&mut tags, &kernels, "loss", Pass::BackwardInput);
             let mut dy = dlogits;
             for (i, layer) in plan.layers.iter().enumerate().rev() {
                 let (x, name) = (&acts[i], layer.name.as_str());
@@ -487,6 +546,16 @@ impl<'c> GpuTrainer<'c> {
                     }
                     _ => {}
                 }
+                // Every op labels its input-gradient kernel `<layer>.backward_input`; the
+                // others of a layer's backward pass produce its parameter gradients.
+                while tags.len() < kernels.len() {
+                    let pass = if kernels[tags.len()].label.ends_with(".backward_input") {
+                        Pass::BackwardInput
+                    } else {
+                        Pass::BackwardParams
+                    };
+                    tags.push((name.to_string(), pass));
+                }
                 dy = dx;
             }
 
@@ -532,9 +601,12 @@ impl<'c> GpuTrainer<'c> {
                     &clip,
                 )?);
             }
+            tag(&mut tags, &kernels, "optimizer", Pass::BackwardParams);
         }
+        debug_assert_eq!(tags.len(), kernels.len());
         Ok(Graph {
             kernels,
+            tags,
             gather: 0,
             gather_params,
             dropout,
@@ -619,12 +691,104 @@ impl<'c> GpuTrainer<'c> {
         }
         Ok((self.read_metrics(false, key)?, probs))
     }
+
+    /// Writes what changes from step to step (batch offset, augmentation epoch, dropout
+    /// seeds, learning rate) into the training graph's parameter buffers.
+    fn write_step_params(&mut self, batch: usize, lr: f32) {
+        self.t += 1;
+        let g = &self.graph;
+        let gp = GatherParams {
+            offset: (batch * g.batch) as u32,
+            ..g.gather_params
+        };
+        g.kernels[g.gather].write_params(self.ctx, bytemuck::bytes_of(&gp));
+        if let Some((index, params)) = g.augment {
+            let p = AugmentParams {
+                offset: gp.offset,
+                epoch: self.epochs - 1,
+                ..params
+            };
+            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
+        }
+        for &(index, params, layer) in &g.dropout {
+            let seed = crate::seed::dropout_seed(self.config.seed, self.t, layer);
+            let p = DropoutParams { seed, ..params };
+            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
+        }
+        let hyper = self.config.optimizer.hyper(lr, self.t);
+        self.ctx
+            .queue
+            .write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
+    }
+
+    /// Runs training step `batch` of the current epoch like [`Backend::step`], with every
+    /// kernel timed (GPU timestamps where the adapter has them). Needs a begun epoch.
+    pub fn profile_step(
+        &mut self,
+        batch: usize,
+        lr: f32,
+    ) -> Result<(Vec<KernelTime>, TimingSource)> {
+        self.write_step_params(batch, lr);
+        let refs: Vec<&Kernel> = self.graph.kernels.iter().collect();
+        let timings = self.ctx.submit_timed(&refs)?;
+        self.submissions += 1;
+        Ok((kernel_times(&self.graph, &timings.ms), timings.source))
+    }
+
+    /// Runs one inference batch (forward, loss and metrics, no backward) over the first
+    /// images of the training set with every kernel timed. The graph is built on first use.
+    pub fn profile_inference(&mut self) -> Result<(Vec<KernelTime>, TimingSource)> {
+        if self.profile_eval.is_none() {
+            let plan = self.plan.clone();
+            self.profile_eval = Some(self.build(&plan, &self.train_data, false)?);
+        }
+        let graph = self.profile_eval.as_ref().expect("built above");
+        let refs: Vec<&Kernel> = graph.kernels.iter().collect();
+        let timings = self.ctx.submit_timed(&refs)?;
+        self.submissions += 1;
+        Ok((kernel_times(graph, &timings.ms), timings.source))
+    }
+
+    /// Runs one inference batch without timing; with [`GpuContext::wait`], a wall-clock
+    /// measure of what inference costs including submission.
+    pub fn run_inference_batch(&mut self) -> Result<()> {
+        if self.profile_eval.is_none() {
+            let plan = self.plan.clone();
+            self.profile_eval = Some(self.build(&plan, &self.train_data, false)?);
+        }
+        let graph = self.profile_eval.as_ref().expect("built above");
+        let refs: Vec<&Kernel> = graph.kernels.iter().collect();
+        self.ctx.submit(&refs)?;
+        self.submissions += 1;
+        Ok(())
+    }
+}
+
+fn kernel_times(graph: &Graph, ms: &[f64]) -> Vec<KernelTime> {
+    graph
+        .kernels
+        .iter()
+        .zip(&graph.tags)
+        .zip(ms)
+        .map(|((k, (layer, pass)), &ms)| KernelTime {
+            label: k.label.clone(),
+            layer: layer.clone(),
+            pass: *pass,
+            ms,
+        })
+        .collect()
+}
+
+/// Tags every kernel added since the last tag with `layer` and `pass`.
+fn tag(tags: &mut Vec<(String, Pass)>, kernels: &[Kernel], layer: &str, pass: Pass) {
+    tags.resize(kernels.len(), (layer.to_string(), pass));
 }
 
 /// An empty graph to hold the place while the real one is built from the trainer itself.
 fn placeholder_graph(ctx: &GpuContext) -> Result<Graph> {
     Ok(Graph {
         kernels: vec![],
+        tags: vec![],
         gather: 0,
         gather_params: GatherParams {
             n: 0,
@@ -678,31 +842,8 @@ impl Backend for GpuTrainer<'_> {
     }
 
     fn step(&mut self, batch: usize, lr: f32) -> Result<()> {
-        self.t += 1;
-        let g = &self.graph;
-        let gp = GatherParams {
-            offset: (batch * g.batch) as u32,
-            ..g.gather_params
-        };
-        g.kernels[g.gather].write_params(self.ctx, bytemuck::bytes_of(&gp));
-        if let Some((index, params)) = g.augment {
-            let p = AugmentParams {
-                offset: gp.offset,
-                epoch: self.epochs - 1,
-                ..params
-            };
-            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
-        }
-        for &(index, params, layer) in &g.dropout {
-            let seed = crate::seed::dropout_seed(self.config.seed, self.t, layer);
-            let p = DropoutParams { seed, ..params };
-            g.kernels[index].write_params(self.ctx, bytemuck::bytes_of(&p));
-        }
-        let hyper = self.config.optimizer.hyper(lr, self.t);
-        self.ctx
-            .queue
-            .write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
-        let refs: Vec<&Kernel> = g.kernels.iter().collect();
+        self.write_step_params(batch, lr);
+        let refs: Vec<&Kernel> = self.graph.kernels.iter().collect();
         self.ctx.submit(&refs)?;
         self.submissions += 1;
         Ok(())
