@@ -464,6 +464,117 @@ fn settings_come_from_a_toml_file_and_flags_override_it() {
 }
 
 #[test]
+fn face_mode_trains_and_predict_finds_aligns_and_saves_the_face_of_a_photo() {
+    let dir = temp_dir("face");
+    let (out, cache) = (dir.join("run"), dir.join("cache"));
+    let mut args = vec![
+        "train",
+        "--preprocess",
+        "face",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--input-size",
+        "24",
+        "--quiet",
+    ];
+    let run = fer(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["faces"]["images"], 210, "{}", summary["faces"]);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("Preprocessing: face mode; face found in"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        1,
+        "one cache file"
+    );
+    let settings = std::fs::read_to_string(out.join("settings.toml")).unwrap();
+    assert!(settings.contains("preprocess = \"face\""), "{settings}");
+
+    // An ordinary photo: a face off-centre on a larger plain background, as PNG.
+    let face = fer_wgpu::data::synth::generate(&fer_wgpu::data::synth::SynthOptions {
+        people: 1,
+        per_expression: 1,
+        ..Default::default()
+    })
+    .swap_remove(0);
+    let mut photo = image::GrayImage::from_pixel(480, 360, image::Luma([70]));
+    image::imageops::replace(&mut photo, &face.image, 200, 60);
+    let photo_path = dir.join("photo.png");
+    photo.save(&photo_path).unwrap();
+    let crops = dir.join("crops");
+    let ckpt = out.join("runs/seed42-random/best.safetensors");
+    let pred = fer(&[
+        "predict",
+        ckpt.to_str().unwrap(),
+        photo_path.to_str().unwrap(),
+        "--json",
+        "--save-crops",
+        crops.to_str().unwrap(),
+    ]);
+    assert!(
+        pred.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pred.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&pred.stdout).unwrap();
+    let found = &rows[0]["face"];
+    let [l, t, w, h] = face.face_box;
+    let (cx, cy) = (l + w / 2.0 + 200.0, t + h / 2.0 + 60.0);
+    let b = &found["face"];
+    let bx = b["left"].as_f64().unwrap() + b["width"].as_f64().unwrap() / 2.0;
+    let by = b["top"].as_f64().unwrap() + b["height"].as_f64().unwrap() / 2.0;
+    assert!(
+        (bx - cx as f64).abs() < 0.2 * w as f64 && (by - cy as f64).abs() < 0.2 * h as f64,
+        "reported box {b} for a face centred at ({cx}, {cy})"
+    );
+    assert!(found["eyes"].is_object(), "aligned: {found}");
+    let crop = image::open(crops.join("photo.png")).unwrap();
+    assert_eq!(
+        (crop.width(), crop.height()),
+        (24, 24),
+        "the network's input size"
+    );
+
+    // The table names the face box too; a photo with no face says it used the fallback.
+    let blank = dir.join("blank.png");
+    image::GrayImage::from_pixel(300, 200, image::Luma([128]))
+        .save(&blank)
+        .unwrap();
+    args = vec![
+        "predict",
+        ckpt.to_str().unwrap(),
+        photo_path.to_str().unwrap(),
+        blank.to_str().unwrap(),
+    ];
+    let table = fer(&args);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success());
+    assert!(
+        text.contains("face: box") && text.contains("eyes levelled"),
+        "{text}"
+    );
+    assert!(text.contains("face: none (no face found)"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&table.stderr).contains("blank.png: no face found"),
+        "a warning names the image"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bench_writes_a_roofline_report_and_compares_two() {
     let dir = temp_dir("bench");
     std::fs::create_dir_all(&dir).unwrap();

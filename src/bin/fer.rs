@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
-use fer_wgpu::data::{build_dataset, loaders, Format, LoadOptions, Preprocess, Task};
+use fer_wgpu::data::{build_dataset_cached, loaders, Format, LoadOptions, Preprocess, Task};
 use fer_wgpu::gpu::{AdapterRequest, GpuContext};
 use fer_wgpu::model::Checkpoint;
 use fer_wgpu::run::{self, Compute, Experiment, Settings, SplitKind};
@@ -58,6 +58,10 @@ enum Command {
         /// JSON output instead of a table.
         #[arg(long)]
         json: bool,
+        /// Write the image the network sees for each input (crop, alignment, resize and
+        /// equalization; before normalization) as PNG into this folder.
+        #[arg(long)]
+        save_crops: Option<PathBuf>,
     },
     /// List the GPU adapters found, best first, with the limits that matter.
     Devices,
@@ -199,6 +203,22 @@ struct TrainArgs {
     /// Train this many seeds and report their mean and spread.
     #[arg(long)]
     seeds: Option<usize>,
+    /// auto (the crop box if given, or on the synthetic set), none, crop, or face (detect and
+    /// align the face; the crop box or the whole image is the fallback when none is found).
+    #[arg(long, value_parser = ["auto", "none", "crop", "face"])]
+    preprocess: Option<String>,
+    /// Face mode: crop the detected face without levelling the eyes.
+    #[arg(long)]
+    no_align: bool,
+    /// Face mode: margin on each side of the detected box, fraction of its side.
+    #[arg(long)]
+    face_margin: Option<f32>,
+    /// Face mode: folder for the crop cache (default $XDG_CACHE_HOME/fer-wgpu).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Face mode: detect every face again, reading and writing no cache.
+    #[arg(long, conflicts_with = "cache")]
+    no_cache: bool,
     /// Crop box left,top,width,height (fractions or pixels).
     #[arg(long)]
     crop: Option<String>,
@@ -241,6 +261,21 @@ impl TrainArgs {
         }
         if self.crop.is_some() {
             s.crop = self.crop.clone();
+        }
+        if let Some(p) = &self.preprocess {
+            s.preprocess = p.clone();
+        }
+        if self.no_align {
+            s.align = false;
+        }
+        if let Some(m) = self.face_margin {
+            s.face_margin = m;
+        }
+        if self.cache.is_some() {
+            s.cache_dir = self.cache.clone();
+        }
+        if self.no_cache {
+            s.cache = false;
         }
         s.equalize |= self.equalize;
         if self.no_augment {
@@ -332,6 +367,9 @@ fn train(cli: &Cli, args: &TrainArgs) -> fer_wgpu::Result<()> {
         eprintln!("\nstopping after the current step (Ctrl-C again to quit at once)...");
     });
     let n_runs = exp.splits.len() * exp.settings.seeds;
+    if let (Some(faces), false) = (&exp.build.faces, cli.quiet) {
+        eprintln!("face mode ({}): {faces}", exp.build.cache);
+    }
     if !cli.quiet {
         eprintln!(
             "{} images, {} classes {:?}, model {} ({} parameters), {} run(s) on {}; \
@@ -506,18 +544,46 @@ fn evaluate(cli: &Cli, checkpoint: &Path, data: &Path, load: &LoadArgs) -> fer_w
         subject_pattern: load.subject_pattern.clone(),
     };
     let raw = loaders::load(data, load.format.as_deref().map(parse_format), &options)?;
-    let dataset = build_dataset(&raw, &task, &pre)?;
+    let cache = fer_wgpu::data::cache::default_dir();
+    let (dataset, build) = build_dataset_cached(&raw, &task, &pre, cache.as_deref())?;
+    if let Some(faces) = &build.faces {
+        eprintln!("face mode ({}): {faces}", build.cache);
+    }
     let compute = compute(cli)?;
     let mut model = model_from(&ckpt, &dataset, &compute)?;
     print_report(&model.evaluate(&dataset)?, &ckpt.class_names);
     Ok(())
 }
 
-fn predict(cli: &Cli, checkpoint: &Path, images: &[PathBuf], json: bool) -> fer_wgpu::Result<()> {
+fn predict(
+    cli: &Cli,
+    checkpoint: &Path,
+    images: &[PathBuf],
+    json: bool,
+    save_crops: Option<&Path>,
+) -> fer_wgpu::Result<()> {
     let (ckpt, _, pre) = checkpoint_parts(checkpoint)?;
     let mut inputs = vec![];
+    let mut reports = vec![];
+    if let Some(dir) = save_crops {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Data {
+            path: dir.display().to_string(),
+            msg: format!("cannot create the folder for --save-crops: {e}"),
+        })?;
+    }
     for path in images {
-        inputs.extend(pre.apply(&fer_wgpu::data::decode::read_gray(path)?)?);
+        let prepared = pre.prepare(&fer_wgpu::data::decode::read_gray(path)?)?;
+        if let Some(fallback) = prepared.face.as_ref().and_then(|f| f.fallback.as_ref()) {
+            eprintln!(
+                "warning: {}: {fallback}; using the fallback crop",
+                path.display()
+            );
+        }
+        if let Some(dir) = save_crops {
+            save_crop(dir, path, &prepared.image)?;
+        }
+        inputs.extend(pre.normalized(&prepared.image));
+        reports.push(prepared.face);
     }
     let k = ckpt.class_names.len();
     let data = fer_wgpu::data::Dataset::new(
@@ -534,14 +600,19 @@ fn predict(cli: &Cli, checkpoint: &Path, images: &[PathBuf], json: bool) -> fer_
     if json {
         let out: Vec<_> = rows
             .iter()
-            .map(|(path, p)| {
-                serde_json::json!({
+            .zip(&reports)
+            .map(|((path, p), face)| {
+                let mut row = serde_json::json!({
                     "image": path.display().to_string(),
                     "predicted": ckpt.class_names[best(p)],
                     "probabilities": ckpt.class_names.iter().zip(p.iter())
                         .map(|(c, v)| (c.clone(), serde_json::json!(v)))
                         .collect::<serde_json::Map<_, _>>(),
-                })
+                });
+                if let Some(face) = face {
+                    row["face"] = serde_json::to_value(face).expect("serializes");
+                }
+                row
             })
             .collect();
         println!(
@@ -559,7 +630,7 @@ fn predict(cli: &Cli, checkpoint: &Path, images: &[PathBuf], json: bool) -> fer_
             .map(|c| format!("{:>9}", &c[..c.len().min(9)]))
             .collect::<String>()
     );
-    for (path, p) in rows {
+    for ((path, p), face) in rows.into_iter().zip(&reports) {
         let name = path.file_name().map_or(path.display().to_string(), |n| {
             n.to_string_lossy().into_owned()
         });
@@ -568,8 +639,55 @@ fn predict(cli: &Cli, checkpoint: &Path, images: &[PathBuf], json: bool) -> fer_
             ckpt.class_names[best(p)],
             p.iter().map(|v| format!("{v:>9.3}")).collect::<String>()
         );
+        if let Some(face) = face {
+            println!("{:<20} {}", "", describe_face(face));
+        }
     }
     Ok(())
+}
+
+/// One line on what face mode did with an image.
+fn describe_face(r: &fer_wgpu::data::FaceReport) -> String {
+    let Some(b) = r.face else {
+        return format!(
+            "face: none ({}), fallback crop used",
+            r.fallback.as_deref().unwrap_or("no face found")
+        );
+    };
+    let mut line = format!(
+        "face: box {:.0},{:.0} {:.0}x{:.0} (left,top width x height), score {:.1}",
+        b.left, b.top, b.width, b.height, b.score
+    );
+    if r.faces > 1 {
+        line += &format!("; {} faces found, the most confident used", r.faces);
+    }
+    match (&r.eyes, &r.eyes_missing) {
+        (Some(e), _) => line += &format!("; eyes levelled (roll {:.1} degrees)", e.roll_degrees()),
+        (None, Some(why)) => line += &format!("; not aligned: {why}"),
+        _ => {}
+    }
+    if r.padded {
+        line += "; crop padded at the image edge";
+    }
+    line
+}
+
+/// Writes the crop of `source` as `<dir>/<file stem>.png` (atomically).
+fn save_crop(dir: &Path, source: &Path, crop: &image::GrayImage) -> fer_wgpu::Result<()> {
+    let stem = source
+        .file_stem()
+        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let path = dir.join(format!("{stem}.png"));
+    let mut bytes = vec![];
+    crop.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| Error::Data {
+        path: path.display().to_string(),
+        msg: format!("cannot encode the crop: {e}"),
+    })?;
+    fer_wgpu::model::checkpoint::write_atomic(&path, &bytes)
 }
 
 fn devices(cli: &Cli) -> fer_wgpu::Result<()> {
@@ -735,7 +853,8 @@ fn main() -> ExitCode {
             checkpoint,
             images,
             json,
-        } => predict(&cli, checkpoint, images, *json),
+            save_crops,
+        } => predict(&cli, checkpoint, images, *json, save_crops.as_deref()),
         Command::Devices => devices(&cli),
         Command::Synth {
             out,

@@ -1,18 +1,21 @@
 //! Data: loaders for the layouts users have (JAFFE, a folder per class, FER2013), image
-//! decoding, preprocessing, label mappings (tasks), seeded splits, and the built-in
-//! synthetic face set. A [`Dataset`] is the end of that road: normalized images with labels,
-//! ready to go to the GPU.
+//! decoding, preprocessing (a fixed crop, or face detection and eye alignment with a cache),
+//! label mappings (tasks), seeded splits, and the built-in synthetic face set. A [`Dataset`]
+//! is the end of that road: normalized images with labels, ready to go to the GPU.
 
+pub mod cache;
 pub mod decode;
 pub mod expression;
+pub mod face;
 pub mod loaders;
 pub mod preprocess;
 pub mod splits;
 pub mod synth;
 
 pub use expression::{Task, EXPRESSIONS};
+pub use face::{FaceReport, FaceSettings, FaceSummary};
 pub use loaders::{load, Format, LoadOptions, RawSet};
-pub use preprocess::{build_dataset, Preprocess};
+pub use preprocess::{build_dataset, build_dataset_cached, BuildReport, Preprocess};
 
 use crate::error::{shape_err, Result};
 

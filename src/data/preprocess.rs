@@ -1,11 +1,16 @@
-//! From a decoded grayscale image to the model's input: optional crop, resize, optional
-//! histogram equalization, normalization. The settings are stored in checkpoints, so
-//! prediction repeats them exactly.
+//! From a decoded grayscale image to the model's input: a fixed crop box or a face crop (see
+//! [`crate::data::face`]), resize, optional histogram equalization, normalization. The
+//! settings are stored in checkpoints, so prediction repeats them exactly.
+//!
+//! Face mode costs a detection per image, so [`build_dataset_cached`] keeps its crops in a
+//! cache file per data set and settings (see [`crate::data::cache`]).
 
 use image::imageops::FilterType;
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
+use crate::data::cache::{self, CacheStatus};
+use crate::data::face::{face_crop, FaceReport, FaceSettings, FaceSummary};
 use crate::data::loaders::RawSet;
 use crate::data::{Dataset, Task};
 use crate::error::{shape_err, Result};
@@ -50,6 +55,19 @@ pub struct Preprocess {
     pub crop: Option<Crop>,
     pub equalize: bool,
     pub normalize: Normalize,
+    /// Face mode: detect, align and crop the face; `crop` (or the whole image) is the
+    /// fallback when no face is found. Absent in checkpoints made before face mode, which
+    /// therefore load as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face: Option<FaceSettings>,
+}
+
+/// One image prepared for the model: the 8-bit crop at the input size (what the network
+/// sees, before normalization) and, in face mode, what was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub image: GrayImage,
+    pub face: Option<FaceReport>,
 }
 
 impl Preprocess {
@@ -60,6 +78,7 @@ impl Preprocess {
             crop: None,
             equalize: false,
             normalize: Normalize::PerImage,
+            face: None,
         }
     }
 
@@ -136,35 +155,64 @@ impl Preprocess {
         Ok(Some((l, t, cw, ch)))
     }
 
-    /// Crops, resizes (Catmull-Rom, which filters over the source footprint when shrinking)
-    /// and equalizes, giving values in [0, 1] before normalization.
-    pub fn to_unit(&self, image: &GrayImage) -> Result<Vec<f32>> {
+    /// Crops (the fixed box, or the face), resizes (Catmull-Rom, which filters over the source
+    /// footprint when shrinking) and equalizes: the 8-bit image the network sees.
+    pub fn prepare(&self, image: &GrayImage) -> Result<Prepared> {
+        let (face_image, face) = match &self.face {
+            Some(settings) => {
+                let (crop, report) = face_crop(image, settings, self.size);
+                (crop, Some(report))
+            }
+            None => (None, None),
+        };
+        // Without face mode, or without a face: the fixed crop box, or the whole image.
+        let resized = match face_image {
+            Some(crop) => crop,
+            None => self.fixed_crop(image)?,
+        };
+        let image = if self.equalize {
+            equalize(&resized)
+        } else {
+            resized
+        };
+        Ok(Prepared { image, face })
+    }
+
+    fn fixed_crop(&self, image: &GrayImage) -> Result<GrayImage> {
+        let [oh, ow] = self.size;
         let cropped;
         let mut img = image;
         if let Some((l, t, w, h)) = self.crop_box(image.width(), image.height())? {
             cropped = image::imageops::crop_imm(image, l, t, w, h).to_image();
             img = &cropped;
         }
-        let [oh, ow] = self.size;
-        let resized = if img.dimensions() == (ow, oh) {
+        Ok(if img.dimensions() == (ow, oh) {
             img.clone()
         } else {
             image::imageops::resize(img, ow, oh, FilterType::CatmullRom)
-        };
-        let resized = if self.equalize {
-            equalize(&resized)
-        } else {
-            resized
-        };
-        Ok(resized.pixels().map(|p| p.0[0] as f32 / 255.0).collect())
+        })
+    }
+
+    /// The prepared image as values in [0, 1], before normalization.
+    pub fn to_unit(&self, image: &GrayImage) -> Result<Vec<f32>> {
+        Ok(unit(&self.prepare(image)?.image))
     }
 
     /// The model input for one image, `[1, h, w]` flattened.
     pub fn apply(&self, image: &GrayImage) -> Result<Vec<f32>> {
-        let mut v = self.to_unit(image)?;
-        normalize(&mut v, self.normalize);
-        Ok(v)
+        Ok(self.normalized(&self.prepare(image)?.image))
     }
+
+    /// The model input for an already prepared image.
+    pub fn normalized(&self, prepared: &GrayImage) -> Vec<f32> {
+        let mut v = unit(prepared);
+        normalize(&mut v, self.normalize);
+        v
+    }
+}
+
+fn unit(image: &GrayImage) -> Vec<f32> {
+    image.pixels().map(|p| p.0[0] as f32 / 255.0).collect()
 }
 
 fn normalize(v: &mut [f32], how: Normalize) {
@@ -208,20 +256,74 @@ pub fn equalize(image: &GrayImage) -> GrayImage {
 
 /// Turns a loaded set into model inputs for `task`: samples of classes outside the task are
 /// left out; with [`Normalize::Dataset`] the statistics must already be set (see
-/// [`dataset_stats`]).
+/// [`dataset_stats`]). No cache; see [`build_dataset_cached`].
 pub fn build_dataset(raw: &RawSet, task: &Task, pre: &Preprocess) -> Result<Dataset> {
+    Ok(build_dataset_cached(raw, task, pre, None)?.0)
+}
+
+/// What building a data set found, beside the data: the face-mode counts (None without face
+/// mode) and whether the crops came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildReport {
+    pub faces: Option<FaceSummary>,
+    pub cache: CacheStatus,
+}
+
+/// [`build_dataset`], keeping face-mode crops in `cache_dir` (when given) so a second build of
+/// the same images with the same settings detects nothing. Images without a face are kept
+/// (with the fallback crop), warned about and counted in the report.
+pub fn build_dataset_cached(
+    raw: &RawSet,
+    task: &Task,
+    pre: &Preprocess,
+    cache_dir: Option<&std::path::Path>,
+) -> Result<(Dataset, BuildReport)> {
     task.check_sources(&raw.class_names)?;
     let [h, w] = pre.size;
+    let mut report = BuildReport {
+        faces: None,
+        cache: CacheStatus::Off,
+    };
+    // Face mode prepares every sample of the set (cached as a whole), other modes only those
+    // the task keeps: cropping is cheap.
+    let prepared: Vec<Option<Prepared>> = if let Some(face) = &pre.face {
+        let (all, status) = cache::prepare_all(raw, pre, cache_dir)?;
+        report.cache = status;
+        let mut summary = FaceSummary::default();
+        let mut warned = 0;
+        for (s, p) in raw.samples.iter().zip(&all) {
+            let r = p.face.as_ref().expect("face mode reports every image");
+            summary.add(r, face.align);
+            if let Some(why) = &r.fallback {
+                warned += 1;
+                if warned <= 10 {
+                    log::warn!("{}: {why}; using the fallback crop", s.source);
+                }
+            }
+        }
+        if warned > 10 {
+            log::warn!("... and {} more images without a face", warned - 10);
+        }
+        report.faces = Some(summary);
+        all.into_iter().map(Some).collect()
+    } else {
+        raw.samples
+            .iter()
+            .map(|s| {
+                task.class_of(&s.class)
+                    .map(|_| pre.prepare(&s.image))
+                    .transpose()
+                    .map_err(|e| shape_err("preprocess", format!("{}: {e}", s.source)))
+            })
+            .collect::<Result<_>>()?
+    };
     let mut images = Vec::new();
     let (mut labels, mut subjects, mut sources, mut usage) = (vec![], vec![], vec![], vec![]);
-    for s in &raw.samples {
-        let Some(label) = task.class_of(&s.class) else {
+    for (s, p) in raw.samples.iter().zip(prepared) {
+        let (Some(label), Some(p)) = (task.class_of(&s.class), p) else {
             continue;
         };
-        images.extend(
-            pre.apply(&s.image)
-                .map_err(|e| shape_err("preprocess", format!("{}: {e}", s.source)))?,
-        );
+        images.extend(pre.normalized(&p.image));
         labels.push(label);
         subjects.push(s.subject.clone().unwrap_or_default());
         sources.push(s.source.clone());
@@ -236,7 +338,7 @@ pub fn build_dataset(raw: &RawSet, task: &Task, pre: &Preprocess) -> Result<Data
     data.subjects = subjects;
     data.sources = sources;
     data.usage = usage;
-    Ok(data)
+    Ok((data, report))
 }
 
 /// Mean and standard deviation of the [0, 1] pixel values of `indices` (a training set), for

@@ -34,6 +34,9 @@ pub struct SynthOptions {
     pub size: u32,
     /// 0 (clean, full intensity) to 1 (subtle expressions, strong nuisances).
     pub difficulty: f32,
+    /// The largest head roll in degrees; None: set by the difficulty (2 to 7 degrees). The
+    /// random draws are the same either way, so only the angles change.
+    pub max_roll_degrees: Option<f32>,
 }
 
 impl Default for SynthOptions {
@@ -44,6 +47,7 @@ impl Default for SynthOptions {
             per_expression: 3,
             size: 256,
             difficulty: 0.5,
+            max_roll_degrees: None,
         }
     }
 }
@@ -328,13 +332,47 @@ fn normal(rng: &mut ChaCha8Rng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
-/// One generated image: its JAFFE-style file name, subject, expression and pixels.
+/// One generated image: its JAFFE-style file name, subject, expression and pixels, and the
+/// true geometry of its face (the oracle for face detection and alignment).
 #[derive(Debug, Clone)]
 pub struct SynthImage {
     pub file_name: String,
     pub subject: String,
     pub expression: String,
     pub image: GrayImage,
+    /// Centres of the left and right eye (as seen in the image) in pixels, continuous
+    /// coordinates (pixel k spans [k, k + 1)).
+    pub eyes: [[f32; 2]; 2],
+    /// Bounding box of the face oval (without hair): left, top, width, height in pixels.
+    pub face_box: [f32; 4],
+    /// Head roll in degrees: the angle of the eye line, positive when the right eye is lower.
+    pub roll_degrees: f32,
+}
+
+/// Face coordinates (x, y) of `shot` to pixel coordinates of a `size` image: the inverse of
+/// the mapping in [`render`].
+fn to_pixels(shot: &Shot, size: u32, x: f32, y: f32) -> [f32; 2] {
+    let (sin, cos) = shot.angle.sin_cos();
+    let (u, v) = (cos * x - sin * y, sin * x + cos * y);
+    let (u, v) = (u * shot.scale + shot.shift.0, v * shot.scale + shot.shift.1);
+    [(u + 1.0) / 2.0 * size as f32, (v + 1.0) / 2.0 * size as f32]
+}
+
+/// The eyes, face box and roll of `p` in `shot`.
+fn geometry(p: &Person, shot: &Shot, size: u32) -> ([[f32; 2]; 2], [f32; 4]) {
+    let eyes = [
+        to_pixels(shot, size, -p.eye_dx, p.eye_y),
+        to_pixels(shot, size, p.eye_dx, p.eye_y),
+    ];
+    // The oval (semi-axes face_w, face_h about (0, 0.05)) turned by the roll: its half extents
+    // along the image axes.
+    let (sin, cos) = shot.angle.sin_cos();
+    let half_x = ((p.face_w * cos).powi(2) + (p.face_h * sin).powi(2)).sqrt();
+    let half_y = ((p.face_w * sin).powi(2) + (p.face_h * cos).powi(2)).sqrt();
+    let [cx, cy] = to_pixels(shot, size, 0.0, 0.05);
+    let px = size as f32 / 2.0 * shot.scale;
+    let (hw, hh) = (half_x * px, half_y * px);
+    (eyes, [cx - hw, cy - hh, 2.0 * hw, 2.0 * hh])
 }
 
 /// Generates the set; the same options always give the same pixels.
@@ -348,8 +386,11 @@ pub fn generate(options: &SynthOptions) -> Vec<SynthImage> {
         for (e, expression) in EXPRESSIONS.iter().enumerate() {
             let aus = action_units(expression);
             for pose in 1..=options.per_expression {
+                let max_roll = options
+                    .max_roll_degrees
+                    .map_or(0.03 + 0.09 * d, f32::to_radians);
                 let shot = Shot {
-                    angle: rng.random_range(-1.0..1.0) * (0.03 + 0.09 * d),
+                    angle: rng.random_range(-1.0..1.0) * max_roll,
                     scale: 1.25 + rng.random_range(-1.0..1.0) * (0.04 + 0.08 * d),
                     shift: (
                         rng.random_range(-1.0..1.0) * (0.02 + 0.06 * d),
@@ -364,11 +405,15 @@ pub fn generate(options: &SynthOptions) -> Vec<SynthImage> {
                     intensity: rng.random_range((1.0 - 0.75 * d).min(0.95)..1.0),
                 };
                 let image = render(p, &aus, &shot, options.size, &mut rng);
+                let (eyes, face_box) = geometry(p, &shot, options.size);
                 out.push(SynthImage {
                     file_name: format!("{}.{}{pose}.{number}.tiff", p.code, JAFFE_CODES[e]),
                     subject: p.code.clone(),
                     expression: expression.to_string(),
                     image,
+                    eyes,
+                    face_box,
+                    roll_degrees: shot.angle.to_degrees(),
                 });
                 number += 1;
             }

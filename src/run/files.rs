@@ -127,6 +127,7 @@ impl RunFolder {
             test_accuracy: Spread::of(&acc),
             test_balanced_accuracy: Spread::of(&bal),
             confusion,
+            faces: exp.build.faces,
         };
         let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
         write_atomic(&self.root.join("summary.json"), json.as_bytes())?;
@@ -170,6 +171,9 @@ pub fn markdown(exp: &Experiment, s: &Summary) -> String {
         "{} images, classes {:?}; split: {:?}; backend: {}.\n",
         s.images, s.classes, s.split, s.backend
     );
+    if let Some(faces) = &s.faces {
+        let _ = writeln!(m, "Preprocessing: face mode; {faces}.\n");
+    }
     if s.runs.is_empty() {
         let _ = writeln!(m, "No run has finished yet.");
         return m;

@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::splits::{self, Split};
 use crate::data::synth::{generate, SynthOptions};
-use crate::data::{build_dataset, loaders, Dataset, LoadOptions, Preprocess, RawSet, Task};
+use crate::data::{
+    build_dataset_cached, loaders, BuildReport, Dataset, FaceSettings, LoadOptions, Preprocess,
+    RawSet, Task,
+};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::{builtin, Checkpoint, ModelSpec, ParamSet};
@@ -91,6 +94,9 @@ pub struct Summary {
     pub test_balanced_accuracy: Spread,
     /// Summed over runs, `[true][predicted]`.
     pub confusion: Vec<Vec<u64>>,
+    /// Face mode's counts over the data set (absent without face mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faces: Option<crate::data::FaceSummary>,
 }
 
 /// Where an interrupted run stands (state.json).
@@ -235,17 +241,44 @@ pub fn preprocessing(settings: &Settings, spec: &ModelSpec) -> Result<Preprocess
         .as_deref()
         .map(Preprocess::parse_crop)
         .transpose()?;
-    if settings.data.is_none() && pre.crop.is_none() {
+    if settings.data.is_none() && pre.crop.is_none() && settings.preprocess != "none" {
         // The synthetic faces are framed like JAFFE's (face, hair and neck in about the
         // central 70%); cropping to the face box, as users crop JAFFE, gives the expression
-        // cues more pixels at the model's small input size.
+        // cues more pixels at the model's small input size. In face mode it is the fallback.
         pre.crop = Some(Preprocess::parse_crop(SYNTHETIC_FACE_CROP)?);
+    }
+    match settings.preprocess.as_str() {
+        "crop" if pre.crop.is_none() => {
+            return Err(shape_err(
+                "settings",
+                "preprocess crop needs a crop box: --crop left,top,width,height",
+            ))
+        }
+        "face" => {
+            pre.face = Some(FaceSettings {
+                margin: settings.face_margin,
+                align: settings.align,
+                ..FaceSettings::default()
+            })
+        }
+        _ => {}
     }
     pre.equalize = settings.equalize;
     if settings.normalize == "none" {
         pre.normalize = crate::data::preprocess::Normalize::UnitRange;
     }
     Ok(pre)
+}
+
+/// The face-crop cache folder the settings ask for (None: no cache).
+pub fn cache_dir(settings: &Settings) -> Option<PathBuf> {
+    if !settings.cache {
+        return None;
+    }
+    settings
+        .cache_dir
+        .clone()
+        .or_else(crate::data::cache::default_dir)
 }
 
 /// The splits of `data` the settings ask for.
@@ -299,6 +332,8 @@ pub struct Experiment {
     pub preprocess: Preprocess,
     pub task: Task,
     pub data: Dataset,
+    /// What preprocessing found (face-mode counts) and whether the cache was used.
+    pub build: BuildReport,
     pub splits: Vec<Split>,
     pub out: PathBuf,
 }
@@ -311,7 +346,11 @@ impl Experiment {
         let spec = resolve_model(&settings, task.classes.len())?;
         let preprocess = preprocessing(&settings, &spec)?;
         let raw = load_raw(&settings)?;
-        let data = build_dataset(&raw, &task, &preprocess)?;
+        let cache = cache_dir(&settings);
+        let (data, build) = build_dataset_cached(&raw, &task, &preprocess, cache.as_deref())?;
+        if let Some(faces) = &build.faces {
+            log::info!("face mode ({}): {faces}", build.cache);
+        }
         let splits = make_splits(&settings, &data)?;
         for s in &splits {
             if settings.batch_size > s.train.len() {
@@ -334,6 +373,7 @@ impl Experiment {
             preprocess,
             task,
             data,
+            build,
             splits,
             out,
         })

@@ -64,6 +64,19 @@ pub struct Settings {
     pub seed: u64,
     /// Train this many seeds (seed, seed + 1, ...) on every split.
     pub seeds: usize,
+    /// auto (the crop box when one is given or the data is synthetic, else none), none
+    /// (the whole image), crop (the crop box), or face (detect, align and crop the face;
+    /// the crop box, or the whole image, is the fallback when no face is found).
+    pub preprocess: String,
+    /// Face mode: level the eyes and normalize their distance.
+    pub align: bool,
+    /// Face mode: margin added to each side of the detected box, fraction of its side.
+    pub face_margin: f32,
+    /// Face mode: keep the crops in a cache folder, so later runs on the same images and
+    /// settings detect nothing.
+    pub cache: bool,
+    /// The cache folder; None: `$XDG_CACHE_HOME/fer-wgpu` or `~/.cache/fer-wgpu`.
+    pub cache_dir: Option<PathBuf>,
     /// Crop box `left,top,width,height`, fractions or pixels.
     pub crop: Option<String>,
     pub equalize: bool,
@@ -103,6 +116,11 @@ impl Default for Settings {
             patience: 10,
             seed: 42,
             seeds: 1,
+            preprocess: "auto".into(),
+            align: true,
+            face_margin: 0.15,
+            cache: true,
+            cache_dir: None,
             crop: None,
             equalize: false,
             normalize: "per-image".into(),
@@ -224,6 +242,23 @@ impl Settings {
                 "class weights {:?}: use none or balanced",
                 self.class_weights
             )));
+        }
+        if !["auto", "none", "crop", "face"].contains(&self.preprocess.as_str()) {
+            return Err(bad(format!(
+                "preprocess {:?}: use auto, none, crop or face",
+                self.preprocess
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.face_margin) {
+            return Err(bad(format!(
+                "face margin {} is outside 0 to 1 (a fraction of the face box's side)",
+                self.face_margin
+            )));
+        }
+        if self.preprocess == "none" && self.crop.is_some() {
+            return Err(bad(
+                "a crop box was given with preprocess none; drop one of them".into(),
+            ));
         }
         if !["per-image", "none"].contains(&self.normalize.as_str()) {
             return Err(bad(format!(
