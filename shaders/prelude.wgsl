@@ -7,6 +7,10 @@
 // turns the grid position into the element index; the host sizes the grid with
 // gpu::grid_for(), and every entry point returns early when the index is past its element
 // count.
+//
+// Every loop must end: it runs over a range computed from uniform parameters or constants,
+// with a step of at least one. The host compiles these files without wgpu's loop bounding
+// (src/gpu/kernel.rs says why), so an endless loop would be undefined behaviour.
 
 const WG: u32 = 64u;
 

@@ -76,11 +76,23 @@ impl GpuContext {
         let source = shader.source();
         let module = self
             .scoped(shader.file, || {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.file),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.file),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                };
+                // Bounds checks stay on. Loop bounding (an extra counter and exit in every
+                // loop, against infinite loops) goes: it hides every trip count from the
+                // driver's compiler, which then unrolls nothing, and on lavapipe a register
+                // array indexed by a loop counter becomes per-lane memory traffic. Measured
+                // on lavapipe (`fer bench`, batch 16): training steps 1.2x faster without it
+                // for small-vgg, 1.15x for fer-net.
+                let mut checks = wgpu::ShaderRuntimeChecks::checked();
+                checks.force_loop_bounding = false;
+                // SAFETY: the one property loop bounding guards is that every loop ends. In
+                // every shaders/*.wgsl file each loop runs over a range computed from its
+                // uniform parameters (tensor sizes) or a constant, with a step of at least
+                // one, so each ends; that is the rule for new kernels too (prelude.wgsl).
+                unsafe { self.device.create_shader_module_trusted(desc, checks) }
             })
             .map_err(|e| shader_error(shader, "(module)", e))?;
         let module = Arc::new(module);
