@@ -101,6 +101,47 @@ fn maxpool_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
     dx[i] = acc;
 }
 
+// Same result as maxpool_backward_input where windows do not overlap (stride >= kh and kw),
+// one invocation per output element instead of per input element. Each output (oy, ox) owns
+// the block of inputs whose only possible window is its own: rows iy with
+// (iy + pad) / stride == oy, and for the last row of windows every row below as well (inputs
+// no window reaches), likewise for columns. The invocation loads its argmax and dy once and
+// writes the whole block: dy at the argmax, 0 elsewhere. Every dx element belongs to exactly
+// one block, so dx is overwritten whole, without atomics. On lavapipe loads cost far more
+// than stores, and the gather loads two values per input element; this loads two per block.
+@compute @workgroup_size(WG)
+fn maxpool_backward_input_blocks(@builtin(global_invocation_id) gid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = flat_id(gid, nwg);
+    if (o >= p.n * p.c * p.oh * p.ow) {
+        return;
+    }
+    let ox = o % p.ow;
+    let oy = (o / p.ow) % p.oh;
+    let plane = o / (p.ow * p.oh);
+    let at = argmax_in[o];
+    let g = dy[o];
+    let rows = block_span(oy, p.oh, p.h);
+    let cols = block_span(ox, p.ow, p.w);
+    for (var iy = rows.x; iy < rows.y; iy++) {
+        for (var ix = cols.x; ix < cols.y; ix++) {
+            dx[(plane * p.h + iy) * p.w + ix] = select(0.0, g, iy * p.w + ix == at);
+        }
+    }
+}
+
+// The inputs [first, end) along one axis of length `len` that output o of `o_count` owns in
+// maxpool_backward_input_blocks: [o * stride - pad, (o + 1) * stride - pad), the last block
+// running on to the edge, clipped to the image.
+fn block_span(o: u32, o_count: u32, len: u32) -> vec2<u32> {
+    let first = max(i32(o * p.stride) - i32(p.pad), 0);
+    var end = i32(len);
+    if (o + 1u < o_count) {
+        end = clamp(i32((o + 1u) * p.stride) - i32(p.pad), 0, i32(len));
+    }
+    return vec2<u32>(u32(min(first, end)), u32(end));
+}
+
 // Number of in-bounds input positions in window (oy, ox): the average's divisor.
 fn window_count(oy: u32, ox: u32) -> u32 {
     let y0 = max(i32(oy * p.stride) - i32(p.pad), 0);

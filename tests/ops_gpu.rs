@@ -160,6 +160,10 @@ const POOL_CASES: &[([usize; 4], usize, usize, usize, bool)] = &[
     ([1, 1, 4, 4], 4, 4, 0, false), // a single window
     ([1, 8, 74, 74], 2, 3, 0, true), // 8 planes of 25x25 outputs
     ([2, 2, 6, 6], 3, 1, 1, false), // overlapping windows: an input is max of several
+    // Inputs no window reaches (the last row and column; with padding, also the gap between
+    // windows): the per-window backward kernel must still write their zeros.
+    ([1, 2, 12, 12], 2, 3, 0, false),
+    ([2, 1, 8, 8], 2, 3, 1, false),
 ];
 
 #[test]
@@ -174,7 +178,8 @@ fn maxpool_matches_cpu_reference() {
         let dy = upload(ctx, "dy", &p.y_shape(), &dy_h);
         let y = zeros(ctx, "y", &p.y_shape());
         let arg = GpuTensor::zeros(ctx, "argmax", &p.y_shape(), DType::U32).unwrap();
-        let dx = zeros(ctx, "dx", &x_shape);
+        // Not zeros: the backward pass must overwrite every element, reached by a window or not.
+        let dx = upload(ctx, "dx", &x_shape, &vec![7.0; x_h.len()]);
         run(
             ctx,
             &[

@@ -95,9 +95,10 @@ fn entry_points_follow_the_naming_scheme() {
     for shader in shaders::ALL {
         let (module, _) = parse_and_validate(shader);
         for ep in &module.entry_points {
-            // A `_tiled` or `_rows` suffix on an op's pass marks a faster variant of the same
-            // contract (reduce_rows is a helper of its own).
+            // A `_tiled`, `_rows` or `_blocks` suffix on an op's pass marks a faster variant of
+            // the same contract (reduce_rows is a helper of its own).
             let n = ep.name.strip_suffix("_tiled").unwrap_or(&ep.name);
+            let n = n.strip_suffix("_blocks").unwrap_or(n);
             let n = match n.strip_suffix("_rows") {
                 Some(pass) if n != "reduce_rows" => pass,
                 _ => n,

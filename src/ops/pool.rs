@@ -182,11 +182,24 @@ pub fn max_backward_input(
     expect(OP, "argmax", argmax, &p.y_shape(), DType::U32)?;
     expect(OP, "dx", dx, &p.x_shape(), DType::F32)?;
     let bindings = [(4, &dy.buffer), (5, &dx.buffer), (6, &argmax.buffer)];
+    let label = format!("{name}.backward_input");
+    // Windows that do not overlap (the built-in nets pool 2x2 and 3x3 with stride 2 or 3):
+    // one invocation per window writes its block of dx.
+    if p.stride >= p.kh && p.stride >= p.kw {
+        return kernel(
+            ctx,
+            p,
+            "maxpool_backward_input_blocks",
+            label,
+            &bindings,
+            dy.numel(),
+        );
+    }
     kernel(
         ctx,
         p,
         "maxpool_backward_input",
-        format!("{name}.backward_input"),
+        label,
         &bindings,
         dx.numel(),
     )
