@@ -203,6 +203,17 @@ fn weight_or_zero(channel: u32, count: u32, index: u32) -> f32 {
     return 0.0;
 }
 
+// bias[co0 + i] for an invocation's 4 * CO_GROUPS output channels (0 past c_out), loaded once
+// before its outputs are stored rather than once per stored output: the driver's compiler
+// cannot move a load of bias across stores to y, which it must assume may alias it.
+fn tile_bias(co0: u32) -> array<f32, 16> {
+    var b: array<f32, 16>;
+    for (var i = 0u; i < 4u * CO_GROUPS; i++) {
+        b[i] = select(0.0, bias[min(co0 + i, p.c_out - 1u)], co0 + i < p.c_out);
+    }
+    return b;
+}
+
 // The workgroup's tile: (first channel, first position, 1), or z = 0 for a spare workgroup
 // past the last tile. `channels` is the dimension split into 4 * CO_GROUPS blocks.
 fn tile_origin(wid: vec3<u32>, nwg: vec3<u32>, channels: u32, positions: u32) -> vec3<u32> {
@@ -286,6 +297,7 @@ fn conv2d_forward_tiled(@builtin(local_invocation_index) lid: u32,
             }
         }
     }
+    let b = tile_bias(co0);
     for (var j = 0u; j < TN; j++) {
         let m = m0 + j;
         if (m >= positions) {
@@ -298,7 +310,7 @@ fn conv2d_forward_tiled(@builtin(local_invocation_index) lid: u32,
             for (var c = 0u; c < 4u; c++) {
                 let co = co0 + 4u * g + c;
                 if (co < p.c_out) {
-                    let v = acc[j * 4u + g][c] + bias[co];
+                    let v = acc[j * 4u + g][c] + b[4u * g + c];
                     y[((n * p.c_out + co) * p.oh + oy) * p.ow + ox] = epilogue(v);
                 }
             }
@@ -472,6 +484,7 @@ fn conv2d_forward_rows(@builtin(local_invocation_index) lid: u32,
     if (!live) {
         return;
     }
+    let b = tile_bias(co0);
     for (var j = 0u; j < TN; j++) {
         let ox = ox0 + j;
         if (ox >= p.ow) {
@@ -481,7 +494,7 @@ fn conv2d_forward_rows(@builtin(local_invocation_index) lid: u32,
             for (var c = 0u; c < 4u; c++) {
                 let co = co0 + 4u * g + c;
                 if (co < p.c_out) {
-                    let v = acc[j * 4u + g][c] + bias[co];
+                    let v = acc[j * 4u + g][c] + b[4u * g + c];
                     y[((n * p.c_out + co) * p.oh + oy) * p.ow + ox] = epilogue(v);
                 }
             }
