@@ -590,6 +590,88 @@ fn conv2d_backward_input_rows(@builtin(local_invocation_index) lid: u32,
     }
 }
 
+// Kernel height of conv2d_backward_weight_partial_rows, fixed per pipeline like KW so that its
+// tap loops have constant trip counts and its accumulators stay in registers.
+override KH: u32 = 3u;
+// Most taps (kh * kw) of conv2d_backward_weight_partial_rows, and the row segments each of its
+// invocations sums (one column of partial sums each).
+const TAPS_MAX: u32 = 16u;
+const SEG_RUN: u32 = 16u;
+
+// Partial sums of the weight gradient for stride 1 and one input channel (the first layer of a
+// net: the host checks, and that kh * kw <= TAPS_MAX), on row segments. The tiled kernel's tap
+// blocks fit such a layer badly (9 taps fill 2 blocks of 8), and it loads each x value once per
+// tap. Here an invocation owns 4 * CO_GROUPS output channels, every tap, and a run of SEG_RUN
+// consecutive row segments of TN positions. Per segment it loads dy at the TN positions once,
+// and per kernel row the TN + KW - 1 values of x the segment's windows cover, each used for
+// every tap and channel. Sums run over the run's positions in order (segment, then position);
+// positions past the row's end have dy = 0. Overwrites partial[c_out * kh * kw, runs], runs =
+// ceil(segments / SEG_RUN); reduce_rows sums each row in order.
+@compute @workgroup_size(WG)
+fn conv2d_backward_weight_partial_rows(@builtin(global_invocation_id) gid: vec3<u32>,
+                                       @builtin(num_workgroups) nwg: vec3<u32>) {
+    let per_row = (p.ow + TN - 1u) / TN;
+    let segments = p.n * p.oh * per_row;
+    let runs = (segments + SEG_RUN - 1u) / SEG_RUN;
+    let per_tile = 4u * CO_GROUPS;
+    let co_blocks = (p.c_out + per_tile - 1u) / per_tile;
+    let i = flat_id(gid, nwg);
+    if (i >= runs * co_blocks) {
+        return;
+    }
+    let co0 = (i % co_blocks) * per_tile;
+    let run = i / co_blocks;
+    var acc: array<vec4<f32>, TAPS_MAX * 4u>; // [tap * 4 + g]
+    let s1 = min((run + 1u) * SEG_RUN, segments);
+    for (var s = run * SEG_RUN; s < s1; s++) {
+        let ox0 = (s % per_row) * TN;
+        let oy = (s / per_row) % p.oh;
+        let n = s / (per_row * p.oh);
+        var d: array<vec4<f32>, 32>; // [j * 4 + g]: dy at position ox0 + j, channels co0 + 4g..
+        for (var j = 0u; j < TN; j++) {
+            let ox = min(ox0 + j, p.ow - 1u);
+            let live = ox0 + j < p.ow;
+            for (var g = 0u; g < CO_GROUPS; g++) {
+                var v = vec4<f32>(0.0);
+                for (var c = 0u; c < 4u; c++) {
+                    let co = co0 + 4u * g + c;
+                    let at = ((n * p.c_out + min(co, p.c_out - 1u)) * p.oh + oy) * p.ow + ox;
+                    v[c] = select(0.0, dy[at], live && co < p.c_out);
+                }
+                d[j * 4u + g] = v;
+            }
+        }
+        let start = ox0 - p.pad; // x column of window slot 0; wraps left of x: >= w
+        for (var ky = 0u; ky < KH; ky++) {
+            let iy = oy + ky - p.pad; // wraps above x: >= h
+            let row = (n * p.h + min(iy, p.h - 1u)) * p.w;
+            var window: array<f32, WINDOW_MAX>;
+            for (var t = 0u; t < TN + KW - 1u; t++) {
+                let ix = start + t;
+                let v = x[row + min(ix, p.w - 1u)];
+                window[t] = select(0.0, v, iy < p.h && ix < p.w);
+            }
+            for (var kx = 0u; kx < KW; kx++) {
+                for (var g = 0u; g < CO_GROUPS; g++) {
+                    for (var j = 0u; j < TN; j++) {
+                        acc[(ky * KW + kx) * 4u + g] += window[j + kx] * d[j * 4u + g];
+                    }
+                }
+            }
+        }
+    }
+    for (var tap = 0u; tap < KH * KW; tap++) {
+        for (var g = 0u; g < CO_GROUPS; g++) {
+            for (var c = 0u; c < 4u; c++) {
+                let co = co0 + 4u * g + c;
+                if (co < p.c_out) {
+                    partial[(co * KH * KW + tap) * runs + run] = acc[tap * 4u + g][c];
+                }
+            }
+        }
+    }
+}
+
 // Positions per round of conv2d_backward_weight_partial_tiled, and their staged offsets.
 const M_SLOTS: u32 = 256u;
 var<workgroup> m_tile: array<vec4<i32>, M_SLOTS>;

@@ -58,6 +58,12 @@ const CONV_CASES: &[([usize; 4], usize, usize, usize, usize)] = &[
     // rounds of staged weights; 288 taps = several tap blocks of the weight gradient.
     ([2, 32, 9, 9], 20, 3, 1, 1),
     ([1, 1, 25, 25], 1, 23, 1, 0), // 529 taps do not fit the staged weights: direct fallback
+    // One input channel, stride 1: the first layer's row-segment weight gradient. Rows of 13
+    // end in a part-empty segment; 20 channels = a full and a partial block of 16; 16 taps
+    // with pad 2, and runs of 16 segments that span images.
+    ([2, 1, 9, 13], 8, 3, 1, 1),
+    ([1, 1, 5, 6], 20, 2, 1, 0),
+    ([3, 1, 7, 30], 3, 4, 1, 2),
 ];
 
 #[test]

@@ -125,6 +125,10 @@ const W_SLOTS: u32 = 512;
 const TN: u32 = 8;
 /// Largest window of the `_rows` kernels (`WINDOW_MAX` in conv2d.wgsl).
 const WINDOW_MAX: u32 = 32;
+/// Most taps, and row segments per invocation, of the first layer's weight-gradient kernel
+/// (`TAPS_MAX`, `SEG_RUN` in conv2d.wgsl).
+const TAPS_MAX: u32 = 16;
+const SEG_RUN: u32 = 16;
 
 /// Which kernels compute the forward pass and the input and weight gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,6 +362,44 @@ pub fn backward_weight_variant(
     let Some((groups, _)) = tiling(ctx, variant, p, p.c_out, 1) else {
         return partials_then_sum(ctx, p, name, "weight", &inputs, dweight);
     };
+    // The first layer (one input channel, stride 1): row segments with every tap at once.
+    if p.c_in == 1 && p.stride == 1 && taps <= TAPS_MAX && TN + p.kw - 1 <= WINDOW_MAX {
+        let segments = p.n * p.oh * p.ow.div_ceil(TN);
+        let runs = segments.div_ceil(SEG_RUN);
+        let rows = dweight.numel();
+        to_u32(OP, "weight-gradient partials", rows * runs as usize)?;
+        let blocks = p.c_out.div_ceil(4 * groups) as usize;
+        let invocations = to_u32(OP, "invocations", runs as usize * blocks)?;
+        let partial = reduce::scratch(
+            ctx,
+            &format!("{name}.dweight.partial"),
+            rows * runs as usize,
+        )?;
+        let mut bindings = inputs.to_vec();
+        bindings.push((7, &partial.buffer));
+        let partials = ctx.kernel_with(
+            shaders::CONV2D,
+            "conv2d_backward_weight_partial_rows",
+            &[
+                ("CO_GROUPS", f64::from(groups)),
+                ("KH", f64::from(p.kh)),
+                ("KW", f64::from(p.kw)),
+            ],
+            &format!("{name}.backward_weight"),
+            bytemuck::bytes_of(p),
+            &bindings,
+            invocations,
+        )?;
+        let sum = reduce::rows(
+            ctx,
+            &format!("{name}.backward_weight.reduce"),
+            &partial.buffer,
+            (rows as u32, runs),
+            1.0,
+            &dweight.buffer,
+        )?;
+        return Ok(vec![partials, sum]);
+    }
     // Invocations per block of TN taps: enough to fill a workgroup when there are few.
     let k_all = p.c_in * taps;
     let subs = (WORKGROUP_SIZE / k_all.div_ceil(TN)).max(1);
