@@ -415,6 +415,20 @@ fn conv2d_backward_input_tiled(@builtin(local_invocation_index) lid: u32,
 override KW: u32 = 3u;
 const WINDOW_MAX: u32 = 32u;
 
+// The TN + KW - 1 values of x that a row segment's windows cover in input row iy of the plane
+// whose first row is `plane` (an index in rows of x), from column `start` on. iy and columns
+// left of x arrive wrapped past the edge; values outside x are 0, the zero padding.
+fn x_window(plane: u32, iy: u32, start: u32) -> array<f32, WINDOW_MAX> {
+    let row = (plane + min(iy, p.h - 1u)) * p.w;
+    var window: array<f32, WINDOW_MAX>;
+    for (var t = 0u; t < TN + KW - 1u; t++) {
+        let ix = start + t;
+        let v = x[row + min(ix, p.w - 1u)];
+        window[t] = select(0.0, v, iy < p.h && ix < p.w);
+    }
+    return window;
+}
+
 // Same result as conv2d_forward_tiled for stride 1 (the host checks, and that
 // TN + KW - 1 <= WINDOW_MAX). An invocation owns TN consecutive outputs of one row (a segment;
 // the last segment of a row may be part empty) and 4 * CO_GROUPS channels. Per input row it
@@ -461,14 +475,7 @@ fn conv2d_forward_rows(@builtin(local_invocation_index) lid: u32,
         for (var ci = ci0; ci < ci1; ci++) {
             let plane = (n * p.c_in + ci) * p.h;
             for (var ky = 0u; ky < p.kh; ky++) {
-                let iy = oy + ky - p.pad; // wraps above x: >= h
-                let row = (plane + min(iy, p.h - 1u)) * p.w;
-                var window: array<f32, WINDOW_MAX>;
-                for (var t = 0u; t < TN + KW - 1u; t++) {
-                    let ix = start + t;
-                    let v = x[row + min(ix, p.w - 1u)];
-                    window[t] = select(0.0, v, iy < p.h && ix < p.w);
-                }
+                var window = x_window(plane, oy + ky - p.pad, start);
                 for (var kx = 0u; kx < KW; kx++) {
                     for (var g = 0u; g < CO_GROUPS; g++) {
                         let wv = w_tile[slot + g];
@@ -643,14 +650,7 @@ fn conv2d_backward_weight_partial_rows(@builtin(global_invocation_id) gid: vec3<
         }
         let start = ox0 - p.pad; // x column of window slot 0; wraps left of x: >= w
         for (var ky = 0u; ky < KH; ky++) {
-            let iy = oy + ky - p.pad; // wraps above x: >= h
-            let row = (n * p.h + min(iy, p.h - 1u)) * p.w;
-            var window: array<f32, WINDOW_MAX>;
-            for (var t = 0u; t < TN + KW - 1u; t++) {
-                let ix = start + t;
-                let v = x[row + min(ix, p.w - 1u)];
-                window[t] = select(0.0, v, iy < p.h && ix < p.w);
-            }
+            var window = x_window(n * p.h, oy + ky - p.pad, start);
             for (var kx = 0u; kx < KW; kx++) {
                 for (var g = 0u; g < CO_GROUPS; g++) {
                     for (var j = 0u; j < TN; j++) {

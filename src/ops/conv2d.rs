@@ -360,80 +360,42 @@ pub fn backward_weight_variant(
     let inputs = [(1, &x.buffer), (5, &dy.buffer)];
     let taps = p.kh * p.kw;
     let Some((groups, _)) = tiling(ctx, variant, p, p.c_out, 1) else {
-        return partials_then_sum(ctx, p, name, "weight", &inputs, dweight);
+        let kernel = Partials::direct(p, "conv2d_backward_weight_partial", dweight);
+        return partials_then_sum(ctx, p, name, "weight", kernel, &inputs, dweight);
     };
     // The first layer (one input channel, stride 1): row segments with every tap at once.
     if p.c_in == 1 && p.stride == 1 && taps <= TAPS_MAX && TN + p.kw - 1 <= WINDOW_MAX {
         let segments = p.n * p.oh * p.ow.div_ceil(TN);
         let runs = segments.div_ceil(SEG_RUN);
-        let rows = dweight.numel();
-        to_u32(OP, "weight-gradient partials", rows * runs as usize)?;
         let blocks = p.c_out.div_ceil(4 * groups) as usize;
         let invocations = to_u32(OP, "invocations", runs as usize * blocks)?;
-        let partial = reduce::scratch(
-            ctx,
-            &format!("{name}.dweight.partial"),
-            rows * runs as usize,
-        )?;
-        let mut bindings = inputs.to_vec();
-        bindings.push((7, &partial.buffer));
-        let partials = ctx.kernel_with(
-            shaders::CONV2D,
-            "conv2d_backward_weight_partial_rows",
-            &[
-                ("CO_GROUPS", f64::from(groups)),
-                ("KH", f64::from(p.kh)),
-                ("KW", f64::from(p.kw)),
-            ],
-            &format!("{name}.backward_weight"),
-            bytemuck::bytes_of(p),
-            &bindings,
+        let constants = [
+            ("CO_GROUPS", f64::from(groups)),
+            ("KH", f64::from(p.kh)),
+            ("KW", f64::from(p.kw)),
+        ];
+        let kernel = Partials {
+            entry: "conv2d_backward_weight_partial_rows",
+            constants: &constants,
+            cols: runs,
             invocations,
-        )?;
-        let sum = reduce::rows(
-            ctx,
-            &format!("{name}.backward_weight.reduce"),
-            &partial.buffer,
-            (rows as u32, runs),
-            1.0,
-            &dweight.buffer,
-        )?;
-        return Ok(vec![partials, sum]);
+        };
+        return partials_then_sum(ctx, p, name, "weight", kernel, &inputs, dweight);
     }
     // Invocations per block of TN taps: enough to fill a workgroup when there are few.
     let k_all = p.c_in * taps;
     let subs = (WORKGROUP_SIZE / k_all.div_ceil(TN)).max(1);
     let blocks_per_tile = WORKGROUP_SIZE / subs;
     let tiles = p.c_out.div_ceil(4 * groups) * k_all.div_ceil(TN * blocks_per_tile) * p.parts;
-    let rows = dweight.numel();
-    let cols = p.parts * subs;
-    to_u32(OP, "weight-gradient partials", rows * cols as usize)?;
     let invocations = to_u32(OP, "invocations", tiles as usize * WORKGROUP_SIZE as usize)?;
-    let partial = reduce::scratch(
-        ctx,
-        &format!("{name}.dweight.partial"),
-        rows * cols as usize,
-    )?;
-    let mut bindings = inputs.to_vec();
-    bindings.push((7, &partial.buffer));
-    let partials = ctx.kernel_with(
-        shaders::CONV2D,
-        "conv2d_backward_weight_partial_tiled",
-        &[("CO_GROUPS", f64::from(groups)), ("SUBS", f64::from(subs))],
-        &format!("{name}.backward_weight"),
-        bytemuck::bytes_of(p),
-        &bindings,
+    let constants = [("CO_GROUPS", f64::from(groups)), ("SUBS", f64::from(subs))];
+    let kernel = Partials {
+        entry: "conv2d_backward_weight_partial_tiled",
+        constants: &constants,
+        cols: p.parts * subs,
         invocations,
-    )?;
-    let sum = reduce::rows(
-        ctx,
-        &format!("{name}.backward_weight.reduce"),
-        &partial.buffer,
-        (rows as u32, cols),
-        1.0,
-        &dweight.buffer,
-    )?;
-    Ok(vec![partials, sum])
+    };
+    partials_then_sum(ctx, p, name, "weight", kernel, &inputs, dweight)
 }
 
 /// `dbias` from `dy`: per-chunk partials, then ordered row sums (two kernels).
@@ -446,41 +408,62 @@ pub fn backward_bias(
 ) -> Result<Vec<Kernel>> {
     expect(OP, "dy", dy, &p.y_shape(), DType::F32)?;
     expect(OP, "dbias", dbias, &p.bias_shape(), DType::F32)?;
-    partials_then_sum(ctx, p, name, "bias", &[(5, &dy.buffer)], dbias)
+    let kernel = Partials::direct(p, "conv2d_backward_bias_partial", dbias);
+    partials_then_sum(ctx, p, name, "bias", kernel, &[(5, &dy.buffer)], dbias)
 }
 
-/// The two kernels of a parameter gradient: `conv2d_backward_<what>_partial` writes
-/// `[out elements, parts]` partial sums into a scratch buffer, then `reduce_rows` sums each
-/// row in order into `out`.
+/// The kernel that writes a parameter gradient's partial sums: its entry point and override
+/// constants, the partials per gradient element (`cols`) and the invocations to dispatch.
+struct Partials<'a> {
+    entry: &'a str,
+    constants: &'a [(&'a str, f64)],
+    cols: u32,
+    invocations: u32,
+}
+
+impl<'a> Partials<'a> {
+    /// A direct partial kernel: one invocation per (element of `out`, chunk of positions).
+    fn direct(p: &Conv2dParams, entry: &'a str, out: &GpuTensor) -> Self {
+        Self {
+            entry,
+            constants: &[],
+            cols: p.parts,
+            invocations: out.numel() as u32 * p.parts,
+        }
+    }
+}
+
+/// The two kernels of a parameter gradient: `kernel` writes `[out elements, kernel.cols]`
+/// partial sums (binding 7) into a scratch buffer, then `reduce_rows` sums each row in order
+/// into `out`.
 fn partials_then_sum(
     ctx: &GpuContext,
     p: &Conv2dParams,
     name: &str,
     what: &str,
+    kernel: Partials,
     inputs: &[(u32, &wgpu::Buffer)],
     out: &GpuTensor,
 ) -> Result<Vec<Kernel>> {
     let rows = out.numel();
-    let partial = reduce::scratch(
-        ctx,
-        &format!("{name}.d{what}.partial"),
-        rows * p.parts as usize,
-    )?;
+    let len = to_u32(OP, "partial sums", rows * kernel.cols as usize)?;
+    let partial = reduce::scratch(ctx, &format!("{name}.d{what}.partial"), len as usize)?;
     let mut bindings = inputs.to_vec();
     bindings.push((7, &partial.buffer));
-    let partials = ctx.kernel(
+    let partials = ctx.kernel_with(
         shaders::CONV2D,
-        &format!("conv2d_backward_{what}_partial"),
+        kernel.entry,
+        kernel.constants,
         &format!("{name}.backward_{what}"),
         bytemuck::bytes_of(p),
         &bindings,
-        partial.numel() as u32,
+        kernel.invocations,
     )?;
     let sum = reduce::rows(
         ctx,
         &format!("{name}.backward_{what}.reduce"),
         &partial.buffer,
-        (rows as u32, p.parts),
+        (rows as u32, kernel.cols),
         1.0,
         &out.buffer,
     )?;
